@@ -1,0 +1,71 @@
+"""``streamml worker PROCESSOR``: run one processor as a faust worker on Kafka."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from streamml.cli.context import CliState, pass_state
+from streamml.errors import ConfigError
+from streamml.log import parse_broker_url
+from streamml.settings import Settings
+
+
+def checkpoint_key(settings: Settings) -> bytes | None:
+    """The HMAC key for checkpoints, once settings carry ``checkpoint_key``."""
+    secret = getattr(settings, "checkpoint_key", None)
+    if secret is None:
+        return None
+    value = secret.get_secret_value() if hasattr(secret, "get_secret_value") else str(secret)
+    return value.encode() if value else None
+
+
+@click.command("worker")
+@click.argument("processor", metavar="PROCESSOR")
+@click.option("--pipeline", "-p", default=None,
+              help="Pipeline name, the <p> of <p>.<role> topics. Default: the pipeline setting.")
+@click.option("--workdir", type=click.Path(file_okay=False), default=None,
+              help="Directory for faust's data. Default: <state_dir>/faust/<pipeline>.<name>.")
+@click.option("--web-port", type=int, default=None,
+              help="Serve faust's web status on 127.0.0.1:N. Default: no web server.")
+@click.option("--batch-size", type=click.IntRange(1), default=500, show_default=True,
+              help="Most records processed (and checkpointed) per batch.")
+@click.option("--loglevel", default="WARNING", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@pass_state
+def command(state: CliState, processor: str, pipeline: str | None, workdir: str | None,
+            web_port: int | None, batch_size: int, loglevel: str) -> None:
+    """Run PROCESSOR as a faust-streaming worker on Kafka (kafka:// broker only).
+
+    PROCESSOR is module:callable, a Processor class or factory that takes no
+    arguments, e.g. mypkg.counting:make. Workers started with the same
+    processor form one consumer group, <pipeline>.<processor name>, and split
+    the input partitions; when one stops or dies, the others take over its
+    partitions.
+
+    State is kept per input partition and checkpointed, with the next input
+    offsets, to <pipeline>.checkpoints after every batch, before faust
+    commits: a restarted or replacement worker resumes exactly where the
+    checkpoint says (outputs at least once, state exactly once).
+    SIGTERM or Ctrl-C stops the worker cleanly.
+    """
+    settings = state.settings
+    scheme, _ = parse_broker_url(settings.broker)
+    if scheme != "kafka":
+        raise ConfigError(
+            f"worker needs a kafka:// broker (got {settings.broker}); "
+            "use --broker kafka://HOST:PORT or STREAMML_BROKER"
+        )
+    from streamml.runtime.faust_host import FaustHost, load_processor
+
+    proc = load_processor(processor)
+    pipeline = pipeline or settings.pipeline
+    where = Path(workdir) if workdir else (
+        Path(settings.state_dir) / "faust" / f"{pipeline}.{proc.processor_name}"
+    )
+    host = FaustHost(proc, settings, pipeline=pipeline, workdir=where, web_port=web_port,
+                     batch_size=batch_size, hmac_key=checkpoint_key(settings))
+    code = host.run(loglevel=loglevel.upper())
+    if code:
+        raise click.exceptions.Exit(code)
