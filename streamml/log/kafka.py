@@ -308,8 +308,28 @@ class KafkaLogConsumer(Consumer):
             self._consumer = KafkaConsumer(**kwargs)
         self._subscribed = False
         self._closed = False
+        self._known_partitions: dict[str, int] = {}
+
+    def _check_exists(self, tps: Iterable[TopicPartition]) -> None:
+        """``UnknownTopic`` for a missing topic or partition, before kafka-python waits on it."""
+        for topic, partition in tps:
+            count = self._known_partitions.get(topic)
+            if count is None or partition >= count:
+                count = self._known_partitions[topic] = self._log.partitions_for(topic)
+            if not 0 <= partition < count:
+                raise UnknownTopic(f"no such partition: {topic}[{partition}]")
 
     def subscribe(self, topics: Sequence[str]) -> None:
+        # Join only once the client knows the topics' partitions: a group that forms
+        # while metadata of a just-created topic is missing assigns nothing and does
+        # not rebalance again until the next metadata refresh (minutes).
+        deadline = time.monotonic() + 5.0
+        for topic in topics:
+            with kafka_errors(self._log.bootstrap, topic):
+                while not self._consumer.partitions_for_topic(topic):
+                    if time.monotonic() > deadline or not self._log.topic_exists(topic):
+                        break
+                    time.sleep(0.05)
         self._subscribed = True
         self._consumer.subscribe(list(topics))
 
@@ -341,6 +361,8 @@ class KafkaLogConsumer(Consumer):
         ]  # fmt: skip
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
+        if offset < 0:
+            raise ConfigError(f"cannot seek {tp[0]}[{tp[1]}] to negative offset {offset}")
         with kafka_errors(self._log.bootstrap, tp[0]):
             self._consumer.seek(KTP(*tp), int(offset))
 
@@ -362,6 +384,9 @@ class KafkaLogConsumer(Consumer):
     def offsets_for_times(
         self, timestamps: Mapping[TopicPartition, int]
     ) -> dict[TopicPartition, int | None]:
+        if any(ts < 0 for ts in timestamps.values()):
+            raise ConfigError("timestamps must be >= 0 (milliseconds since the epoch)")
+        self._check_exists(timestamps)
         query = {KTP(*tp): int(ts) for tp, ts in timestamps.items()}
         with kafka_errors(self._log.bootstrap):
             found = self._consumer.offsets_for_times(query)
@@ -371,13 +396,17 @@ class KafkaLogConsumer(Consumer):
         }
 
     def beginning_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        targets = self._targets(tps)
+        self._check_exists(targets)
         with kafka_errors(self._log.bootstrap):
-            found = self._consumer.beginning_offsets(self._targets(tps))
+            found = self._consumer.beginning_offsets(targets)
         return {TopicPartition(*tp): int(off) for tp, off in found.items()}
 
     def end_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        targets = self._targets(tps)
+        self._check_exists(targets)
         with kafka_errors(self._log.bootstrap):
-            found = self._consumer.end_offsets(self._targets(tps))
+            found = self._consumer.end_offsets(targets)
         return {TopicPartition(*tp): int(off) for tp, off in found.items()}
 
     def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:

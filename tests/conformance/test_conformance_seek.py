@@ -147,3 +147,19 @@ def test_seek_to_time_only_moves_the_given_partitions(lh: LogHelper) -> None:
     consumer.seek_to_time(ts + 2, [tp0])
     assert consumer.position(tp0) == 2
     assert consumer.position(tp1) == 1
+
+
+def test_negative_seek_and_negative_timestamp_are_config_errors(lh: LogHelper) -> None:
+    import pytest
+
+    from streamml.errors import ConfigError
+
+    name = _ten(lh)
+    tp = TopicPartition(name, 0)
+    consumer = lh.consumer()
+    consumer.assign([tp])
+    with pytest.raises(ConfigError):
+        consumer.seek(tp, -1)
+    with pytest.raises(ConfigError):
+        consumer.offsets_for_times({tp: -1})
+    assert consumer.offsets_for_times({tp: 0}) == {tp: 0}

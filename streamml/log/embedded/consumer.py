@@ -125,6 +125,8 @@ class EmbeddedConsumer(Consumer):
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         tp = TopicPartition(*tp)
+        if offset < 0:
+            raise ConfigError(f"cannot seek {tp.topic}[{tp.partition}] to negative offset {offset}")
         self._reader(tp).refresh_segments(check_replaced=True)
         self._positions[tp] = int(offset)
 
@@ -148,6 +150,8 @@ class EmbeddedConsumer(Consumer):
     def offsets_for_times(
         self, timestamps: Mapping[TopicPartition, int]
     ) -> dict[TopicPartition, int | None]:
+        if any(ts < 0 for ts in timestamps.values()):
+            raise ConfigError("timestamps must be >= 0 (milliseconds since the epoch)")
         return {
             TopicPartition(*tp): self._any_reader(TopicPartition(*tp)).offset_for_time(ts)
             for tp, ts in timestamps.items()
