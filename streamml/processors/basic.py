@@ -171,3 +171,23 @@ class WindowMeans(Processor):
         self.acc = {k: list(v) for k, v in state["acc"].items()}
         self.first_ms, self.last_ms = state["first_ms"], state["last_ms"]
         self.windows_closed = int(state["windows_closed"])
+
+
+def to_example_worker() -> ToExample:
+    """Factory for ``streamml worker``: ``<p>.raw`` → ``<p>.examples`` of the configured pipeline.
+
+    ``STREAMML_PIPELINE=taxi streamml worker streamml.processors.basic:to_example_worker``
+    (the pipeline comes from the settings: ``STREAMML_PIPELINE`` or the config file).
+    """
+    from streamml.settings import load_settings
+
+    p = load_settings().pipeline
+    return ToExample(f"{p}.raw", f"{p}.examples", source=f"{p}.raw")
+
+
+def window_means_worker() -> WindowMeans:
+    """Factory for ``streamml worker``: ``<p>.examples`` → ``<p>.statistics``."""
+    from streamml.settings import load_settings
+
+    p = load_settings().pipeline
+    return WindowMeans(f"{p}.examples", f"{p}.statistics")
