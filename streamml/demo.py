@@ -44,6 +44,7 @@ class DemoConfig:
     window: int = 1000
     chunk: int = 500
     source: Path = field(default_factory=taxi_csv)
+    hmac_key: bytes | None = None  # checkpoint HMAC key (setting checkpoint_key)
 
 
 @dataclass
@@ -124,8 +125,9 @@ def run_demo(
     ]
     progress = DemoProgress()
     started = time.monotonic()
-    with Runner(log, processors, p, checkpoint_every_records=2000, poll_timeout_s=0.0) as runner, \
-            log.producer() as producer:
+    runner = Runner(log, processors, p, checkpoint_every_records=2000, poll_timeout_s=0.0,
+                    hmac_key=cfg.hmac_key)
+    with runner, log.producer() as producer:
         chunk: list[bytes] = []
         stamps: list[int] = []
 

@@ -62,6 +62,14 @@ class Settings(BaseSettings):
     kafka_ssl_keyfile: str | None = None
     kafka_client_id: str = "streamml"
     kafka_request_timeout_ms: int = 30_000
+    checkpoint_key: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key for checkpoints"
+    )
+    signing_key: SecretStr | None = Field(
+        None,
+        description="HMAC-SHA256 key that signs published models; servers and subscribers "
+        "refuse models whose signature does not verify with it",
+    )
 
     def kafka_client_config(self) -> dict[str, Any]:
         """Keyword arguments for kafka-python clients (``bootstrap_servers`` included)."""

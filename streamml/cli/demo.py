@@ -9,6 +9,7 @@ from rich.table import Table
 
 from streamml.cli.context import CliState, pass_state
 from streamml.demo import DemoConfig, DemoProgress, DemoSummary, run_demo
+from streamml.runtime.checkpoint import hmac_key_from
 
 SHOWN_FEATURES = ("fare", "tips", "trip_miles", "trip_seconds")
 
@@ -74,7 +75,7 @@ def command(state: CliState, pipeline: str | None, rows: int | None, rate: float
     console = Console()
     log = state.log()
     config = DemoConfig(pipeline=pipeline or state.settings.pipeline, rows=rows, rate=rate,
-                        window=window)
+                        window=window, hmac_key=hmac_key_from(state.settings))
     console.print(f"[bold]streamml demo[/bold] on {log.url}: replaying {config.source.name}")
     if quiet:
         summary = run_demo(log, config)

@@ -9,16 +9,6 @@ import click
 from streamml.cli.context import CliState, pass_state
 from streamml.errors import ConfigError
 from streamml.log import parse_broker_url
-from streamml.settings import Settings
-
-
-def checkpoint_key(settings: Settings) -> bytes | None:
-    """The HMAC key for checkpoints, once settings carry ``checkpoint_key``."""
-    secret = getattr(settings, "checkpoint_key", None)
-    if secret is None:
-        return None
-    value = secret.get_secret_value() if hasattr(secret, "get_secret_value") else str(secret)
-    return value.encode() if value else None
 
 
 @click.command("worker")
@@ -57,6 +47,7 @@ def command(state: CliState, processor: str, pipeline: str | None, workdir: str 
             f"worker needs a kafka:// broker (got {settings.broker}); "
             "use --broker kafka://HOST:PORT or STREAMML_BROKER"
         )
+    from streamml.runtime.checkpoint import hmac_key_from
     from streamml.runtime.faust_host import FaustHost, load_processor
 
     proc = load_processor(processor)
@@ -65,7 +56,7 @@ def command(state: CliState, processor: str, pipeline: str | None, workdir: str 
         Path(settings.state_dir) / "faust" / f"{pipeline}.{proc.processor_name}"
     )
     host = FaustHost(proc, settings, pipeline=pipeline, workdir=where, web_port=web_port,
-                     batch_size=batch_size, hmac_key=checkpoint_key(settings))
+                     batch_size=batch_size, hmac_key=hmac_key_from(settings))
     code = host.run(loglevel=loglevel.upper())
     if code:
         raise click.exceptions.Exit(code)

@@ -13,9 +13,12 @@ The record value is a JSON envelope::
      "state": {...}, "created_ms": 1767225600000,
      "integrity": {"sha256": "...", "hmac": "..."}}
 
-``integrity.sha256`` covers the canonical JSON of every other field;
-``integrity.hmac`` (HMAC-SHA256) is added when a key is configured, and
-required on load when one is. Opaque ``bytes`` state is stored base64.
+``integrity.sha256`` covers the canonical JSON of every other field (offsets
+included); ``integrity.hmac`` (HMAC-SHA256) is added when a key is configured
+(``Settings.checkpoint_key``, env ``STREAMML_CHECKPOINT_KEY``), and required on
+load when one is. Opaque ``bytes`` state is stored base64. The envelope is the
+catalog payload :class:`streamml.payloads.checkpoints.Checkpoint` (its JSON
+Schema is ``topics/schemas/checkpoints.schema.json``).
 
 >>> cp = Checkpoint("count", {"p.in": {0: 42}}, {"n": 42}, created_ms=1)
 >>> decode_checkpoint(encode_checkpoint(cp, hmac_key=b"k"), hmac_key=b"k") == cp
@@ -32,15 +35,15 @@ import base64
 import hashlib
 import hmac
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 
 from streamml.errors import CheckpointError
 from streamml.log.base import Log, Producer, TopicPartition, TopicSpec
+from streamml.payloads.checkpoints import canonical_json
 from streamml.processors.base import State
+from streamml.settings import Settings
 
 FORMAT_VERSION = 1
 Offsets = dict[str, dict[int, int]]
@@ -73,10 +76,6 @@ def checkpoint_key(processor: str, partition: int | None = None) -> str:
     return f"{processor}/{'-' if partition is None else partition}"
 
 
-def _canonical(body: Mapping[str, Any]) -> bytes:
-    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
-
-
 def _digests(canonical: bytes, hmac_key: bytes | None) -> dict[str, str | None]:
     mac = hmac.new(hmac_key, canonical, hashlib.sha256).hexdigest() if hmac_key else None
     return {"sha256": hashlib.sha256(canonical).hexdigest(), "hmac": mac}
@@ -102,7 +101,7 @@ def encode_checkpoint(cp: Checkpoint, *, hmac_key: bytes | None = None) -> bytes
         normal = orjson.loads(orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS))
     except TypeError as exc:
         raise CheckpointError(f"state of {cp.processor!r} is not JSON-able: {exc}") from exc
-    normal["integrity"] = _digests(_canonical(normal), hmac_key)
+    normal["integrity"] = _digests(canonical_json(normal), hmac_key)
     return orjson.dumps(normal)
 
 
@@ -119,7 +118,7 @@ def decode_checkpoint(data: bytes, *, hmac_key: bytes | None = None) -> Checkpoi
         raise CheckpointError("checkpoint has no integrity block")
     if doc.get("format") != FORMAT_VERSION:
         raise CheckpointError(f"unsupported checkpoint format {doc.get('format')!r}")
-    expected = _digests(_canonical(doc), hmac_key)
+    expected = _digests(canonical_json(doc), hmac_key)
     if not hmac.compare_digest(str(integrity.get("sha256")), str(expected["sha256"])):
         raise CheckpointError(f"checkpoint of {doc.get('processor')!r} fails its sha256 check")
     if hmac_key is not None and not hmac.compare_digest(
@@ -143,6 +142,19 @@ def decode_checkpoint(data: bytes, *, hmac_key: bytes | None = None) -> Checkpoi
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(f"checkpoint envelope is malformed: {exc!r}") from exc
+
+
+def hmac_key_from(settings: Settings) -> bytes | None:
+    """The checkpoint HMAC key of ``settings`` (``checkpoint_key``), or ``None`` when unset.
+
+    >>> from streamml.settings import Settings
+    >>> hmac_key_from(Settings(checkpoint_key="k")), hmac_key_from(Settings())
+    (b'k', None)
+    """
+    if settings.checkpoint_key is None:
+        return None
+    value = settings.checkpoint_key.get_secret_value()
+    return value.encode("utf-8") if value else None
 
 
 def checkpoints_topic(pipeline: str) -> TopicSpec:

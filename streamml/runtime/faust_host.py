@@ -5,7 +5,7 @@ Every worker is a faust ``App`` whose id (the Kafka consumer group) is
 workers. State is kept per input partition *number* (a clone of the
 processor per partition, covering that partition of every input topic, like
 a Kafka Streams task) and checkpointed to ``<pipeline>.checkpoints`` under
-``<name>:<partition>``.
+``<name>/<partition>``.
 
 Commit ordering, and why faust never commits past a checkpoint:
 
@@ -34,6 +34,7 @@ import asyncio
 import importlib
 import json
 import logging
+import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ from streamml.settings import Settings
 
 logger = logging.getLogger(__name__)
 SEEK_GRACE_S = 30.0
+DEFAULT_MAX_REQUEST_SIZE = 1024 * 1024  # aiokafka's default
 
 
 def load_processor(spec: str) -> Processor:
@@ -78,6 +80,83 @@ def load_processor(spec: str) -> Processor:
     if not processor.inputs:
         raise ConfigError(f"processor {processor.processor_name!r} declares no input topics")
     return processor
+
+
+def faust_ssl_context(settings: Settings) -> ssl.SSLContext:
+    """TLS context from ``kafka_ssl_*`` (system CAs when no ``kafka_ssl_cafile``)."""
+    from aiokafka.helpers import create_ssl_context
+
+    if settings.kafka_ssl_keyfile and not settings.kafka_ssl_certfile:
+        raise ConfigError("kafka_ssl_keyfile needs kafka_ssl_certfile")
+    try:
+        return create_ssl_context(cafile=settings.kafka_ssl_cafile,
+                                  certfile=settings.kafka_ssl_certfile,
+                                  keyfile=settings.kafka_ssl_keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot build the Kafka TLS context: {exc}") from exc
+
+
+def faust_credentials(settings: Settings) -> Any:
+    """faust ``broker_credentials`` for the ``kafka_*`` security settings (``None``: PLAINTEXT).
+
+    The same settings kafka-python gets through ``Settings.kafka_client_config``:
+    ``SSL`` -> ``SSLCredentials``; ``SASL_PLAINTEXT``/``SASL_SSL`` ->
+    ``SASLCredentials`` (PLAIN, SCRAM-SHA-256/512) or ``GSSAPICredentials``, with
+    the TLS context for ``SASL_SSL``.
+
+    >>> faust_credentials(Settings(kafka_security_protocol="SASL_PLAINTEXT",
+    ...     kafka_sasl_mechanism="SCRAM-SHA-512", kafka_sasl_username="u",
+    ...     kafka_sasl_password="p"))
+    <SASLCredentials: username=u>
+    """
+    import faust
+
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = faust_ssl_context(settings) if protocol in ("SSL", "SASL_SSL") else None
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    mechanism = (settings.kafka_sasl_mechanism or "PLAIN").upper()
+    if mechanism == "GSSAPI":
+        return faust.GSSAPICredentials(ssl_context=context)
+    if mechanism not in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
+        raise ConfigError(f"the faust host does not support SASL mechanism {mechanism!r}")
+    password = settings.kafka_sasl_password
+    return faust.SASLCredentials(
+        username=settings.kafka_sasl_username,
+        password=password.get_secret_value() if password is not None else None,
+        ssl_context=context, mechanism=mechanism,
+    )
+
+
+def faust_app_config(settings: Settings, app_id: str, bootstrap: str, workdir: Path, *,
+                     web_port: int | None = None, session_timeout_s: float = 10.0,
+                     max_request_size: int = DEFAULT_MAX_REQUEST_SIZE) -> dict[str, Any]:
+    """Keyword arguments of the worker's ``faust.App`` (security settings included).
+
+    ``max_request_size`` bounds one produce request; the host raises it to the
+    checkpoints topic's ``max.message.bytes`` so large states can be written.
+    """
+    return {
+        "id": app_id,
+        "broker": f"kafka://{bootstrap}",
+        "broker_credentials": faust_credentials(settings),
+        "broker_client_id": settings.kafka_client_id,
+        "datadir": str(workdir / "faust-data"),
+        "web_enabled": web_port is not None,
+        "web_port": web_port or 6066,
+        "web_host": "127.0.0.1",
+        "topic_disable_leader": True,
+        "topic_allow_declare": False,
+        "stream_wait_empty": False,
+        "consumer_auto_offset_reset": "earliest",
+        "broker_commit_interval": 1.0,
+        "producer_acks": -1,
+        "producer_max_request_size": max_request_size,
+        "broker_session_timeout": session_timeout_s,
+        "broker_heartbeat_interval": max(0.5, session_timeout_s / 10),
+    }
 
 
 @dataclass
@@ -130,27 +209,23 @@ class FaustHost:
         if missing:
             raise ConfigError(f"input topics do not exist: {', '.join(missing)}")
 
+    def _max_request_size(self) -> int:
+        """Room for the largest checkpoint the checkpoints topic accepts (plus overhead)."""
+        limit = self.store.spec.config.get("max.message.bytes")
+        if limit is None or not str(limit).isdigit():
+            return DEFAULT_MAX_REQUEST_SIZE
+        return max(DEFAULT_MAX_REQUEST_SIZE, int(limit) + 64 * 1024)
+
     def _build_app(self) -> Any:
         import faust
 
         self._ensure_topics()
         self.workdir.mkdir(parents=True, exist_ok=True)
-        app = faust.App(
-            f"{self.pipeline}.{self.name}",
-            broker=f"kafka://{self.location}",
-            datadir=str(self.workdir / "faust-data"),
-            web_enabled=self.web_port is not None,
-            web_port=self.web_port or 6066,
-            web_host="127.0.0.1",
-            topic_disable_leader=True,
-            topic_allow_declare=False,
-            stream_wait_empty=False,
-            consumer_auto_offset_reset="earliest",
-            broker_commit_interval=1.0,
-            producer_acks=-1,
-            broker_session_timeout=self.session_timeout_s,
-            broker_heartbeat_interval=max(0.5, self.session_timeout_s / 10),
-        )
+        config = faust_app_config(self.settings, f"{self.pipeline}.{self.name}",
+                                  self.location, self.workdir, web_port=self.web_port,
+                                  session_timeout_s=self.session_timeout_s,
+                                  max_request_size=self._max_request_size())
+        app = faust.App(**config)
         topic = app.topic(*self.processor.inputs, key_type=bytes, value_type=bytes,
                           key_serializer="raw", value_serializer="raw")
 

@@ -32,12 +32,8 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 PARTITIONS = 4
 N = 3000
-# the real ``streamml`` entry point; a shim registering only ``worker`` until main.py's
-# other commands all exist
+# the real ``streamml`` entry point
 CLI = [sys.executable, "-m", "streamml.cli.main"]
-if not (ROOT / "streamml" / "cli" / "demo.py").exists():
-    CLI = [sys.executable, "-c", "import sys; from streamml.cli import main as m, worker as w; "
-           "m._register = lambda: m.cli.add_command(w.command); sys.exit(m.main(sys.argv[1:]))"]
 
 
 class CountIds(Processor):

@@ -42,7 +42,6 @@ from streamml.payloads import (
     SchemaVersion,
     StatisticsWindow,
     ThresholdCheck,
-    TopicOffset,
     Window,
 )
 from streamml.payloads.artifacts import ChunkedArtifact
@@ -258,11 +257,10 @@ def sample_payloads() -> dict[str, BaseModel]:
         ),
         "checkpoints": Checkpoint.of(
             {"count": 3, "mean": 1.5},
-            component="StatisticsGen",
+            processor="StatisticsGen",
             partition=2,
-            sequence=4,
-            offsets=[TopicOffset(topic="demo.examples", partition=2, offset=300)],
-            created_at=T0,
+            offsets={"demo.examples": {2: 300}},
+            created_ms=T0,
         ),
     }
 

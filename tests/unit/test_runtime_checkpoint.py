@@ -138,3 +138,85 @@ def test_key_mismatch_is_corruption(log: EmbeddedLog) -> None:
         producer.send(store.topic, encode_checkpoint(Checkpoint("a", {}, {})), b"b")
     with pytest.raises(CheckpointError, match="is for .a/-."):
         store.load_all()
+
+
+# -- the catalog payload describes exactly what the runtime writes --------------------------
+
+
+def _written(log: EmbeddedLog, topic: str) -> list[tuple[bytes, bytes]]:
+    from streamml.log.base import TopicPartition
+
+    tps = [TopicPartition(topic, p.partition) for p in log.describe_topic(topic).partitions]
+    out: list[tuple[bytes, bytes]] = []
+    with log.consumer() as consumer:
+        consumer.assign(tps)
+        consumer.seek_to_beginning(tps)
+        while batch := consumer.poll(timeout_s=0.1):
+            out += [(r.key, r.value) for r in batch if r.key is not None and r.value is not None]
+    return out
+
+
+@pytest.mark.parametrize("hmac_key", [None, b"secret"])
+def test_records_the_store_writes_validate_against_the_catalog_payload(
+    log: EmbeddedLog, hmac_key: bytes | None
+) -> None:
+    from streamml.catalog import load_catalog
+    from streamml.payloads.checkpoints import Checkpoint as CheckpointPayload
+
+    model = load_catalog().payload_model("checkpoints")
+    assert model is CheckpointPayload
+    store = CheckpointStore(log, "pipe", hmac_key=hmac_key)
+    store.write(Checkpoint("count", {"pipe.in": {0: 7, 3: 2}}, {"n": 9, "m": [1.5, None]},
+                           partition=0))
+    store.write(Checkpoint("model", {"pipe.in": {1: 4}}, b"\x00\xffbytes"))
+    records = _written(log, store.topic)
+    assert len(records) == 2
+    for key, value in records:
+        payload = model.model_validate(orjson.loads(value))
+        assert isinstance(payload, CheckpointPayload)
+        assert payload.key == key.decode()
+        runtime = decode_checkpoint(value, hmac_key=hmac_key)
+        assert payload.restore_state() == runtime.state
+        assert {t: {int(p): o for p, o in ps.items()} for t, ps in payload.offsets.items()} \
+            == runtime.offsets
+        assert payload.created_ms == runtime.created_ms and payload.partition == runtime.partition
+        assert (payload.integrity.hmac is not None) == (hmac_key is not None)
+        if hmac_key is not None:
+            assert payload.verify_hmac(hmac_key) and not payload.verify_hmac(b"other")
+        # the model's own digest is the runtime's: it covers offsets too
+        with pytest.raises(ValueError, match="corrupt"):
+            model.model_validate(orjson.loads(_tamper(value, offsets={"pipe.in": {"0": 1}})))
+        with pytest.raises(ValueError, match="corrupt"):
+            model.model_validate(orjson.loads(_tamper(value, created_ms=1)))
+
+
+@given(
+    state=st.dictionaries(st.text(), json_values, max_size=5) | st.binary(max_size=64),
+    offsets=st.dictionaries(st.text(min_size=1), st.dictionaries(
+        st.integers(0, 100), st.integers(0, 2**40), max_size=3), max_size=3),
+    partition=st.none() | st.integers(0, 50),
+    key=st.none() | st.binary(min_size=1, max_size=16),
+)
+def test_payload_model_and_runtime_build_the_same_envelope(
+    state: object, offsets: dict, partition: int | None, key: bytes | None
+) -> None:
+    from streamml.payloads.checkpoints import Checkpoint as CheckpointPayload
+
+    cp = Checkpoint("proc", offsets, state, partition=partition, created_ms=5)  # type: ignore[arg-type]
+    wire = encode_checkpoint(cp, hmac_key=key)
+    built = CheckpointPayload.of(state, processor="proc", offsets=offsets,  # type: ignore[arg-type]
+                                 partition=partition, created_ms=5, hmac_key=key)
+    assert CheckpointPayload.model_validate(orjson.loads(wire)) == built
+    assert decode_checkpoint(orjson.dumps(built.to_json()), hmac_key=key) == cp
+
+
+def test_hmac_key_comes_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamml.runtime.checkpoint import hmac_key_from
+    from streamml.settings import load_settings
+
+    monkeypatch.setenv("STREAMML_CHECKPOINT_KEY", "s3cret")
+    settings = load_settings(config_file=None)
+    assert hmac_key_from(settings) == b"s3cret"
+    assert "s3cret" not in repr(settings)
+    monkeypatch.delenv("STREAMML_CHECKPOINT_KEY")
+    assert hmac_key_from(load_settings(config_file=None)) is None
