@@ -154,12 +154,12 @@ class WindowMeans(Processor):
             }
             for name, (c, m, s, lo, hi) in sorted(self.acc.items())
         }
+        end_ms = self.last_ms
         value = {"window": index, "examples": self.seen, "start_ms": self.first_ms,
-                 "end_ms": self.last_ms, "features": summary}
+                 "end_ms": end_ms, "features": summary}
         self.windows_closed += 1
         self._reset_state()
-        return Emit(self.statistics_topic, value, key=f"window:{index}",
-                    timestamp_ms=value["end_ms"])
+        return Emit(self.statistics_topic, value, key=f"window:{index}", timestamp_ms=end_ms)
 
     def snapshot(self) -> State:
         return {"seen": self.seen, "acc": self.acc, "first_ms": self.first_ms,
