@@ -36,6 +36,7 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -83,6 +84,7 @@ def _digests(canonical: bytes, hmac_key: bytes | None) -> dict[str, str | None]:
 
 def encode_checkpoint(cp: Checkpoint, *, hmac_key: bytes | None = None) -> bytes:
     """The JSON envelope of ``cp``, with its sha256 (and HMAC when keyed)."""
+    state: Any
     if isinstance(cp.state, bytes | bytearray):
         encoding, state = "base64", base64.b64encode(cp.state).decode("ascii")
     else:

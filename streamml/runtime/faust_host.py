@@ -253,8 +253,8 @@ class FaustHost:
                     task.checked.clear()
                 self._write_status()
 
-        app.on_partitions_revoked.connect(on_revoked)
-        app.on_partitions_assigned.connect(on_assigned)
+        app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
+        app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
         return app
 
     def _write_status(self) -> None:

@@ -39,7 +39,7 @@ from array import array
 from collections import deque
 from collections.abc import Sequence
 from itertools import accumulate, repeat
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from crc32c import crc32c
 
@@ -55,14 +55,15 @@ MAX_BATCH_LENGTH = 1 << 31
 
 _LITTLE = sys.byteorder == "little"
 _new = object.__new__
-_sink = deque(maxlen=0).extend
-_SET_TOPIC = Record.topic.__set__  # type: ignore[attr-defined]
-_SET_PARTITION = Record.partition.__set__  # type: ignore[attr-defined]
-_SET_OFFSET = Record.offset.__set__  # type: ignore[attr-defined]
-_SET_TS = Record.timestamp_ms.__set__  # type: ignore[attr-defined]
-_SET_KEY = Record.key.__set__  # type: ignore[attr-defined]
-_SET_VALUE = Record.value.__set__  # type: ignore[attr-defined]
-_SET_HEADERS = Record.headers.__set__  # type: ignore[attr-defined]
+_sink: Any = deque(maxlen=0).extend
+_SLOTS: Any = vars(Record)  # slot descriptors: the fast way to fill a frozen slots dataclass
+_SET_TOPIC = _SLOTS["topic"].__set__
+_SET_PARTITION = _SLOTS["partition"].__set__
+_SET_OFFSET = _SLOTS["offset"].__set__
+_SET_TS = _SLOTS["timestamp_ms"].__set__
+_SET_KEY = _SLOTS["key"].__set__
+_SET_VALUE = _SLOTS["value"].__set__
+_SET_HEADERS = _SLOTS["headers"].__set__
 _H_COUNT = struct.Struct("<H")
 _H_KEY = struct.Struct("<H")
 _H_VAL = struct.Struct("<I")
@@ -76,7 +77,7 @@ class BatchHeader(NamedTuple):
     crc: int
     base_offset: int
     last_delta: int
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count on purpose
     first_ts: int
     max_ts: int
     flags: int
@@ -91,7 +92,7 @@ class Body(NamedTuple):
 
     data: bytes
     last_delta: int
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count on purpose
     first_ts: int
     max_ts: int
     flags: int
@@ -278,7 +279,7 @@ def decode_columns(buf: bytes, pos: int, h: BatchHeader) -> Columns:
     headers = None
     if header_lens is not None:
         raw, p = _split(buf, header_lens, p)
-        headers = [decode_headers(r) if r else () for r in raw]  # type: ignore[arg-type]
+        headers = [decode_headers(r) if r else () for r in raw]
     return Columns(offsets, timestamps, keys, values, headers)
 
 

@@ -123,7 +123,7 @@ def compact_partition(
             seg.close()
 
 
-def _batches(seg: Segment):  # type: ignore[no-untyped-def]
+def _batches(seg: Segment):
     for pos, length in zip(seg.positions, seg.lengths, strict=True):
         data = seg.read(pos, length)
         h = read_header(data, 0)

@@ -53,7 +53,7 @@ def murmur2() -> Callable[[bytes], int]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         from kafka.partitioner import murmur2 as fn
-    return fn  # type: ignore[no-any-return]
+    return fn
 
 
 def kafka_partition(key: bytes, partitions: int) -> int:
