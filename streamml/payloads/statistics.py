@@ -81,6 +81,8 @@ class NumericStatistics(Payload):
     quantile_rank_error: Annotated[float, Field(ge=0, le=1)] | None = None
     """Documented rank error bound of the quantile sketch (e.g. 0.01)."""
     histograms: list[Histogram] = Field(default_factory=list)
+    distinct: Count | None = None
+    """Distinct finite values, from a HyperLogLog sketch (about 1.6% relative error)."""
 
 
 class ValueCount(Payload):
@@ -99,6 +101,8 @@ class CategoricalStatistics(Payload):
     top_values: list[ValueCount] = Field(default_factory=list)
     avg_length: float | None = None
     """Average string length in characters."""
+    top_values_max_error: Annotated[float, Field(ge=0)] = 0.0
+    """Bound of the under-count of every ``top_values`` count (0 when the counts are exact)."""
 
 
 class ValuesPerExample(Payload):
@@ -123,12 +127,19 @@ class FeatureStatistics(Payload):
     count: Count
     """Examples where the feature is present (not missing)."""
     num_missing: Count = 0
+    type_counts: dict[str, Count] = Field(default_factory=dict)
+    """Values seen by type (``int``, ``float``, ``string``, ``bool``); more than one
+    key means the feature mixes types."""
     values_per_example: ValuesPerExample | None = None
     """For list features only."""
     numeric: NumericStatistics | None = None
     categorical: CategoricalStatistics | None = None
     sketches: dict[str, str] = Field(default_factory=dict)
-    """Base64 sketch states by name (``quantiles``, ``distinct``, ``top_k``...), for merging."""
+    """Packed accumulator states by name, for merging windows read back from the topic.
+
+    StatisticsGen writes one entry, ``accumulator``: the feature accumulator's JSON
+    state (exact moments and counts, KLL, HyperLogLog and Misra–Gries sketches),
+    zlib-compressed and base64-encoded (``streamml.statistics.FeatureAccumulator``)."""
 
 
 class StatisticsWindow(Payload):

@@ -1,0 +1,167 @@
+"""Windows of StatisticsGen: ids, bounds and the state of one open window.
+
+Three kinds, all with deterministic ids (part of the record key
+``<split>/<window id>``):
+
+* ``count:<size>:<index>`` — tumbling, exactly ``size`` examples of one split;
+* ``time:<size_ms>:<start_ms>`` — tumbling by event time, ``[start, start + size)``,
+  aligned to the epoch; closed when the watermark (the highest event time seen
+  minus the allowed lateness) passes its end, or on idle;
+* ``cumulative`` or ``cumulative:v<schema version>`` — everything since the
+  start, or since a schema version came into force.
+
+>>> count_window_id(10_000, 3), time_window_id(60_000, 1_700_000_040_000)
+('count:10000:3', 'time:60000:1700000040000')
+>>> time_window_start(1_700_000_059_999, 60_000)
+1700000040000
+>>> w = OpenWindow(kind="count", window_id="count:2:0", size=2, index=0)
+>>> w.observe("p.examples", 0, 5, 1000, 900); w.observe("p.examples", 0, 6, 2000, 950)
+>>> p = w.payload("demo", "train", schema_version=None, with_sketches=False)
+>>> p.window.event_time.start_ms, p.window.event_time.end_ms, p.inputs[0].end, p.created_at
+(900, 951, 7, 2000)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from streamml.payloads.base import OffsetRange, TimeRange
+from streamml.payloads.statistics import StatisticsWindow, Window
+from streamml.statistics.dataset import StatisticsAccumulator
+from streamml.statistics.options import StatisticsOptions
+
+WindowKind = Literal["count", "time", "cumulative"]
+
+
+def count_window_id(size: int, index: int) -> str:
+    """Id of the ``index``-th tumbling window of ``size`` examples."""
+    return f"count:{size}:{index}"
+
+
+def time_window_id(size_ms: int, start_ms: int) -> str:
+    """Id of the event-time window ``[start_ms, start_ms + size_ms)``."""
+    return f"time:{size_ms}:{start_ms}"
+
+
+def cumulative_window_id(since_schema_version: int | None) -> str:
+    """Id of the cumulative window (restarted at a schema version, if any).
+
+    >>> cumulative_window_id(None), cumulative_window_id(2)
+    ('cumulative', 'cumulative:v2')
+    """
+    return "cumulative" if since_schema_version is None else f"cumulative:v{since_schema_version}"
+
+
+def time_window_start(event_ms: int, size_ms: int) -> int:
+    """Start of the epoch-aligned window of ``size_ms`` that holds ``event_ms``."""
+    return event_ms - event_ms % size_ms
+
+
+class OpenWindow:
+    """One window being filled: its accumulator, event-time extent and input offsets.
+
+    >>> w = OpenWindow(kind="cumulative", window_id="cumulative")
+    >>> w.accumulator.add_batch([{"x": 1}])
+    >>> OpenWindow.from_dict(w.to_dict()).to_dict() == w.to_dict()
+    True
+    """
+
+    def __init__(self, kind: WindowKind, window_id: str, size: int | None = None,
+                 index: int | None = None, start_ms: int | None = None,
+                 since_schema_version: int | None = None,
+                 options: StatisticsOptions | None = None) -> None:
+        self.kind: WindowKind = kind
+        self.window_id = window_id
+        self.size = size
+        self.index = index
+        self.start_ms = start_ms
+        self.since_schema_version = since_schema_version
+        self.accumulator = StatisticsAccumulator(options)
+        self.min_event_ms: int | None = None
+        self.max_event_ms: int | None = None
+        self.max_log_ms = 0
+        #: "topic/partition" -> [first offset, last offset + 1]
+        self.offsets: dict[str, list[int]] = {}
+
+    def observe(self, topic: str, partition: int, offset: int, log_ms: int,
+                event_ms: int) -> None:
+        """Record where one example of the window came from (not its features)."""
+        key = f"{topic}/{partition}"
+        span = self.offsets.get(key)
+        if span is None:
+            self.offsets[key] = [offset, offset + 1]
+        else:
+            span[0] = min(span[0], offset)
+            span[1] = max(span[1], offset + 1)
+        self.min_event_ms = event_ms if self.min_event_ms is None else min(self.min_event_ms,
+                                                                           event_ms)
+        self.max_event_ms = event_ms if self.max_event_ms is None else max(self.max_event_ms,
+                                                                           event_ms)
+        self.max_log_ms = max(self.max_log_ms, log_ms)
+
+    def merge(self, other: OpenWindow) -> None:
+        """Fold another window's examples in (accumulator, offsets and extents)."""
+        self.accumulator.merge(other.accumulator)
+        for key, (start, end) in other.offsets.items():
+            span = self.offsets.setdefault(key, [start, end])
+            span[0], span[1] = min(span[0], start), max(span[1], end)
+        for bound in (other.min_event_ms, other.max_event_ms):
+            if bound is not None:
+                self.min_event_ms = bound if self.min_event_ms is None else min(
+                    self.min_event_ms, bound)
+                self.max_event_ms = bound if self.max_event_ms is None else max(
+                    self.max_event_ms, bound)
+        self.max_log_ms = max(self.max_log_ms, other.max_log_ms)
+
+    @property
+    def end_ms(self) -> int | None:
+        """End of an event-time window (exclusive)."""
+        if self.kind != "time" or self.start_ms is None or self.size is None:
+            return None
+        return self.start_ms + self.size
+
+    def _event_time(self) -> TimeRange | None:
+        if self.kind == "time" and self.start_ms is not None and self.size is not None:
+            return TimeRange(start_ms=self.start_ms, end_ms=self.start_ms + self.size)
+        if self.min_event_ms is None or self.max_event_ms is None:
+            return None
+        return TimeRange(start_ms=max(self.min_event_ms, 0), end_ms=max(self.max_event_ms + 1, 0))
+
+    def payload(self, pipeline: str, split: str, schema_version: int | None,
+                with_sketches: bool, final: bool = True) -> StatisticsWindow:
+        """The ``<pipeline>.statistics`` record of this window."""
+        inputs = []
+        for key, (start, end) in sorted(self.offsets.items()):
+            topic, _, partition = key.rpartition("/")
+            inputs.append(OffsetRange(topic=topic, partition=int(partition), start=start, end=end))
+        return StatisticsWindow(
+            pipeline=pipeline, split=split,
+            window=Window(id=self.window_id, kind=self.kind, size=self.size, index=self.index,
+                          event_time=self._event_time(),
+                          since_schema_version=self.since_schema_version),
+            num_examples=self.accumulator.num_examples,
+            features=self.accumulator.extract(with_sketches=with_sketches),
+            schema_version=schema_version, inputs=inputs, final=final,
+            created_at=self.max_log_ms,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able state."""
+        return {
+            "kind": self.kind, "id": self.window_id, "size": self.size, "index": self.index,
+            "start_ms": self.start_ms, "since_schema_version": self.since_schema_version,
+            "accumulator": self.accumulator.to_dict(), "min_event_ms": self.min_event_ms,
+            "max_event_ms": self.max_event_ms, "max_log_ms": self.max_log_ms,
+            "offsets": {k: list(v) for k, v in self.offsets.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> OpenWindow:
+        """Inverse of :meth:`to_dict`."""
+        w = cls(state["kind"], state["id"], state["size"], state["index"], state["start_ms"],
+                state["since_schema_version"])
+        w.accumulator = StatisticsAccumulator.from_dict(state["accumulator"])
+        w.min_event_ms, w.max_event_ms = state["min_event_ms"], state["max_event_ms"]
+        w.max_log_ms = int(state["max_log_ms"])
+        w.offsets = {k: [int(a), int(b)] for k, (a, b) in state["offsets"].items()}
+        return w
