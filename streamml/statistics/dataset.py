@@ -19,7 +19,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import pyarrow as pa
 
@@ -28,7 +28,7 @@ from streamml.statistics.columns import columns_from_rows, columns_from_table
 from streamml.statistics.feature import FeatureAccumulator
 from streamml.statistics.options import StatisticsOptions
 
-Batch = Sequence[Mapping[str, Any]] | pa.Table
+Batch: TypeAlias = Sequence[Mapping[str, Any]] | pa.Table
 
 
 class StatisticsAccumulator:
