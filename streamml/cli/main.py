@@ -51,13 +51,14 @@ def cli(ctx: click.Context, broker: str | None, config_file: str | None) -> None
 
 
 def _register() -> None:
-    from streamml.cli import demo, produce, tail, topics, worker
+    from streamml.cli import demo, produce, serve, tail, topics, worker
 
     cli.add_command(topics.command)
     cli.add_command(produce.command)
     cli.add_command(tail.command)
     cli.add_command(worker.command)
     cli.add_command(demo.command)
+    cli.add_command(serve.command)
 
 
 def main(argv: list[str] | None = None) -> int:
