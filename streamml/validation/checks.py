@@ -1,0 +1,173 @@
+"""Per-example checks of one example's features against a schema.
+
+Each finding names the example id, the feature and a TFDV-style type:
+
+=====================================  ==============================================
+``FEATURE_TYPE_NOT_PRESENT``           a required feature is missing (``None``/absent)
+``UNEXPECTED_DATA_TYPE``               value not of the schema type, or list vs scalar
+``ENUM_TYPE_UNEXPECTED_STRING_VALUES`` string outside the schema domain
+``INT_TYPE_SMALL_INT``/``BIG_INT``     int below ``min`` / above ``max``
+``FLOAT_TYPE_SMALL_FLOAT``/``BIG_FLOAT`` float below ``min`` / above ``max``
+``FLOAT_TYPE_HAS_NAN``/``HAS_INF``     NaN / ±Inf where the schema disallows them
+``SCHEMA_NEW_COLUMN``                  a feature the schema does not know
+=====================================  ==============================================
+
+Integral floats (``5.0``) are valid ints and ints are valid floats, so files
+that write integers as floats do not raise type anomalies.
+
+>>> from streamml.payloads.schema import FeatureSpec, SchemaVersion
+>>> s = SchemaVersion(pipeline="p", version=1, origin="curated", created_at=0, features={
+...     "fare": FeatureSpec(type="float", min=0.0), "hour": FeatureSpec(type="int", max=23),
+...     "pay": FeatureSpec(type="string", domain=["Cash"])})
+>>> [(f.kind, f.feature) for f in check_example("e1", {"fare": -1.0, "hour": 24.0,
+...                                                     "pay": "Coin", "x": 1}, s)]
+[('FLOAT_TYPE_SMALL_FLOAT', 'fare'), ('INT_TYPE_BIG_INT', 'hour'), \
+('ENUM_TYPE_UNEXPECTED_STRING_VALUES', 'pay'), ('SCHEMA_NEW_COLUMN', 'x')]
+>>> check_example("e2", {"fare": "NaN", "hour": 3.0, "pay": "Cash"}, s)[0].kind
+'FLOAT_TYPE_HAS_NAN'
+>>> check_example("e3", {"fare": 1.0, "hour": 3, "pay": "Cash"}, s)
+[]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from streamml.payloads.base import NONFINITE_TOKENS
+from streamml.payloads.schema import FeatureSpec, SchemaVersion
+
+#: Severity of each per-example anomaly kind.
+SEVERITY: dict[str, str] = {
+    "FEATURE_TYPE_NOT_PRESENT": "error",
+    "UNEXPECTED_DATA_TYPE": "error",
+    "ENUM_TYPE_UNEXPECTED_STRING_VALUES": "warning",
+    "INT_TYPE_SMALL_INT": "error",
+    "INT_TYPE_BIG_INT": "error",
+    "FLOAT_TYPE_SMALL_FLOAT": "error",
+    "FLOAT_TYPE_BIG_FLOAT": "error",
+    "FLOAT_TYPE_HAS_NAN": "error",
+    "FLOAT_TYPE_HAS_INF": "error",
+    "SCHEMA_NEW_COLUMN": "warning",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One per-example anomaly."""
+
+    kind: str
+    feature: str
+    example_id: str
+    detail: str
+
+    @property
+    def severity(self) -> str:
+        return SEVERITY.get(self.kind, "error")
+
+
+def _value_kind(v: Any) -> str:
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "float"
+    return "string"
+
+
+def _check_value(eid: str, name: str, v: Any, spec: FeatureSpec, out: list[Finding]) -> None:
+    if isinstance(v, str) and v in NONFINITE_TOKENS:
+        v = NONFINITE_TOKENS[v]
+    kind = _value_kind(v)
+    t = spec.type
+    if t in ("int", "float"):
+        if kind not in ("int", "float"):
+            out.append(Finding("UNEXPECTED_DATA_TYPE", name, eid,
+                               f"{kind} value {v!r} in {t} feature {name!r}"))
+            return
+        x = float(v)
+        if math.isnan(x):
+            if not spec.allow_nan:
+                out.append(Finding("FLOAT_TYPE_HAS_NAN", name, eid, f"NaN in {name!r}"))
+            return
+        if math.isinf(x):
+            if not spec.allow_inf:
+                out.append(Finding("FLOAT_TYPE_HAS_INF", name, eid, f"{v} in {name!r}"))
+            return
+        if t == "int" and kind == "float" and not x.is_integer():
+            out.append(Finding("UNEXPECTED_DATA_TYPE", name, eid,
+                               f"non-integral value {v!r} in int feature {name!r}"))
+            return
+        prefix = "INT_TYPE" if t == "int" else "FLOAT_TYPE"
+        unit = "INT" if t == "int" else "FLOAT"
+        if spec.min is not None and x < spec.min:
+            out.append(Finding(f"{prefix}_SMALL_{unit}", name, eid,
+                               f"{v!r} < min {spec.min:g} in {name!r}"))
+        elif spec.max is not None and x > spec.max:
+            out.append(Finding(f"{prefix}_BIG_{unit}", name, eid,
+                               f"{v!r} > max {spec.max:g} in {name!r}"))
+    elif t == "string":
+        if kind != "string":
+            out.append(Finding("UNEXPECTED_DATA_TYPE", name, eid,
+                               f"{kind} value {v!r} in string feature {name!r}"))
+        elif spec.domain is not None and v not in spec.domain:
+            out.append(Finding("ENUM_TYPE_UNEXPECTED_STRING_VALUES", name, eid,
+                               f"value {v!r} outside the domain of {name!r}"))
+    elif kind != "bool":
+        out.append(Finding("UNEXPECTED_DATA_TYPE", name, eid,
+                           f"{kind} value {v!r} in bool feature {name!r}"))
+
+
+class SchemaChecker:
+    """Checks examples against one schema (domains pre-hashed as sets).
+
+    >>> from streamml.payloads.schema import FeatureSpec, SchemaVersion
+    >>> s = SchemaVersion(pipeline="p", version=1, origin="curated", created_at=0,
+    ...                   features={"tags": FeatureSpec(type="string", valency="list")})
+    >>> [f.kind for f in SchemaChecker(s).check("e", {"tags": "a"})]
+    ['UNEXPECTED_DATA_TYPE']
+    """
+
+    def __init__(self, schema: SchemaVersion) -> None:
+        self.schema = schema
+        self.specs = dict(schema.features)
+        self.domains = {n: frozenset(s.domain) for n, s in schema.features.items()
+                        if s.domain is not None}
+
+    def check(self, example_id: str, features: Mapping[str, Any]) -> list[Finding]:
+        """All findings of one example, in schema order then unknown features."""
+        out: list[Finding] = []
+        for name, spec in self.specs.items():
+            v = features.get(name)
+            if v is None:
+                if spec.presence == "required":
+                    out.append(Finding("FEATURE_TYPE_NOT_PRESENT", name, example_id,
+                                       f"required feature {name!r} is missing"))
+                continue
+            if isinstance(v, list) != (spec.valency == "list"):
+                shape = "list" if isinstance(v, list) else "scalar"
+                out.append(Finding("UNEXPECTED_DATA_TYPE", name, example_id,
+                                   f"{shape} value in {spec.valency} feature {name!r}"))
+                continue
+            domain = self.domains.get(name)
+            for item in (v if isinstance(v, list) else (v,)):
+                if item is None:
+                    continue
+                if domain is not None and isinstance(item, str) and item in domain:
+                    continue
+                _check_value(example_id, name, item, spec, out)
+        for name in features:
+            if name not in self.specs and features[name] is not None:
+                out.append(Finding("SCHEMA_NEW_COLUMN", name, example_id,
+                                   f"feature {name!r} is not in schema version "
+                                   f"{self.schema.version}"))
+        return out
+
+
+def check_example(example_id: str, features: Mapping[str, Any],
+                  schema: SchemaVersion) -> list[Finding]:
+    """Findings of one example against ``schema`` (see module docs)."""
+    return SchemaChecker(schema).check(example_id, features)

@@ -1,0 +1,230 @@
+"""Schema inference, the human-editable schema file, and schema evolution.
+
+**Inference** (:func:`infer_schema`) reads feature statistics
+(:class:`~streamml.statistics.StatisticsAccumulator`, from the first N examples
+or a reference CSV/Parquet file via :func:`read_table`):
+
+* ``type`` — the dominant value type (``int``, ``float``, ``string``, ``bool``);
+  ``valency`` ``list`` when any value was a list;
+* ``presence`` — ``required`` when never missing, else ``optional`` with
+  ``min_fraction`` = the observed present fraction less ``presence_margin``
+  (relative, default 20%), rounded down to 2 decimals;
+* ``domain`` — for string features with at most ``max_domain_size`` (100, as
+  TFDV) distinct values, counted exactly; larger ones stay free strings;
+* numeric ``min``/``max`` — the *enforced* range: the observed range widened by
+  ``range_margin`` × its span on each side (1.0), except that a feature never
+  seen negative keeps ``min = 0`` and integer features with at most
+  ``max_domain_size`` distinct values (hours, months, codes) keep their exact
+  observed range. The raw observed range is recorded in ``description``.
+
+**File** (:func:`save_schema`/:func:`load_schema`): YAML (or JSON by suffix),
+the fields of :class:`~streamml.payloads.schema.SchemaVersion`; curate it and
+load it back (origin ``curated``), like TFX's ImportSchemaGen.
+
+**Evolution** (:func:`schema_changes`, :func:`evolve`): statistics of new data
+against a schema give *changes* (new column, new category, type change); each
+becomes an anomaly, and :func:`evolve` returns the next version that accepts
+them (new column optional, domain extended, type widened int → float → string).
+
+>>> acc = StatisticsAccumulator()
+>>> acc.add_batch([{"fare": 7.5, "pay": "Cash", "hour": 3},
+...                {"fare": 2.0, "pay": "Card", "hour": 5, "tips": 1.0}])
+>>> s = infer_schema(acc, pipeline="demo", created_at=0)
+>>> s.features["pay"].domain, s.features["fare"].min, s.features["hour"].max
+(['Card', 'Cash'], 0.0, 5.0)
+>>> s.features["tips"].presence, s.features["tips"].min_fraction
+('optional', 0.4)
+>>> new = StatisticsAccumulator(); new.add_batch([{"fare": "x", "pay": "Coin", "km": 1}])
+>>> [(c.kind, c.feature) for c in schema_changes(s, new)]
+[('UNEXPECTED_DATA_TYPE', 'fare'), ('SCHEMA_NEW_COLUMN', 'km'), \
+('ENUM_TYPE_UNEXPECTED_STRING_VALUES', 'pay')]
+>>> v2 = evolve(s, schema_changes(s, new), created_at=1)
+>>> v2.version, v2.features["fare"].type, "Coin" in v2.features["pay"].domain
+(2, 'string', True)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import yaml
+
+from streamml.payloads.base import FeatureType
+from streamml.payloads.schema import FeatureSpec, SchemaVersion
+from streamml.payloads.statistics import FeatureStatistics
+from streamml.statistics.dataset import StatisticsAccumulator
+
+#: Type widening order of evolution: a value of a later type does not fit an earlier one.
+_WIDEN: dict[str, int] = {"bool": 0, "int": 1, "float": 2, "string": 3}
+
+
+def read_table(path: str | Path) -> pa.Table:
+    """Read a CSV or Parquet reference file (empty CSV cells are missing, not ``""``)."""
+    p = Path(path)
+    if p.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        return pq.read_table(p)
+    import pyarrow.csv as pcsv
+
+    return pcsv.read_csv(p, convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
+
+
+def statistics_of(source: StatisticsAccumulator | pa.Table | str | Path) -> StatisticsAccumulator:
+    """An accumulator over ``source`` (an accumulator is returned as is)."""
+    if isinstance(source, StatisticsAccumulator):
+        return source
+    acc = StatisticsAccumulator()
+    acc.add_batch(source if isinstance(source, pa.Table) else read_table(source))
+    return acc
+
+
+def _exact_values(acc: StatisticsAccumulator, name: str) -> dict[str, int] | None:
+    cat = acc.features[name].categorical
+    if cat is None or not cat.top_k.exact:
+        return None
+    return dict(cat.top_k.counts)
+
+
+def infer_feature(fs: FeatureStatistics, values: dict[str, int] | None, num_examples: int,
+                  max_domain_size: int = 100, range_margin: float = 1.0,
+                  presence_margin: float = 0.2) -> FeatureSpec | None:
+    """The spec of one feature from its statistics (``None`` if it never had a value)."""
+    if fs.type is None:
+        return None
+    spec: dict[str, Any] = {"type": fs.type}
+    if fs.values_per_example is not None:
+        spec["valency"] = "list"
+    if fs.num_missing:
+        spec["presence"] = "optional"
+        frac = fs.count / num_examples if num_examples else 0.0
+        spec["min_fraction"] = math.floor(frac * (1 - presence_margin) * 100) / 100
+    if fs.type == "string" and values is not None and len(values) <= max_domain_size:
+        spec["domain"] = sorted(values)
+    num = fs.numeric
+    if fs.type in ("int", "float") and num is not None and num.min is not None:
+        lo, hi = float(num.min), float(num.max if num.max is not None else num.min)
+        small_int = fs.type == "int" and (num.distinct or 0) <= max_domain_size
+        pad = 0.0 if small_int else range_margin * (hi - lo)
+        spec["min"] = 0.0 if lo >= 0 else lo - pad
+        spec["max"] = hi + pad
+        spec["description"] = f"observed range [{lo:g}, {hi:g}]"
+        if num.num_nan:
+            spec["allow_nan"] = True
+        if num.num_inf:
+            spec["allow_inf"] = True
+    return FeatureSpec(**spec)
+
+
+def infer_schema(source: StatisticsAccumulator | pa.Table | str | Path, *, pipeline: str,
+                 created_at: int, name: str = "default", label: str | None = None,
+                 max_domain_size: int = 100, range_margin: float = 1.0,
+                 presence_margin: float = 0.2) -> SchemaVersion:
+    """Version 1 of a schema inferred from statistics, a table or a CSV/Parquet file."""
+    acc = statistics_of(source)
+    features: dict[str, FeatureSpec] = {}
+    for fname, fs in acc.extract().items():
+        spec = infer_feature(fs, _exact_values(acc, fname), acc.num_examples, max_domain_size,
+                             range_margin, presence_margin)
+        if spec is not None:
+            features[fname] = spec
+    return SchemaVersion(pipeline=pipeline, name=name, version=1, origin="inferred",
+                         features=features, label=label, num_examples=acc.num_examples,
+                         created_at=created_at)
+
+
+def save_schema(schema: SchemaVersion, path: str | Path) -> None:
+    """Write the schema as YAML (or JSON for a ``.json`` path), defaults left out."""
+    data = schema.model_dump(mode="json", exclude_defaults=True)
+    data["version"], data["origin"] = schema.version, schema.origin
+    p = Path(path)
+    if p.suffix.lower() == ".json":
+        p.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    else:
+        p.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+
+def load_schema(path: str | Path, *, curated: bool = False) -> SchemaVersion:
+    """Read a schema file back; ``curated=True`` marks it as edited by a human."""
+    text = Path(path).read_text()
+    data = json.loads(text) if Path(path).suffix.lower() == ".json" else yaml.safe_load(text)
+    schema = SchemaVersion.model_validate(data)
+    return schema.model_copy(update={"origin": "curated"}) if curated else schema
+
+
+@dataclass
+class SchemaChange:
+    """One way new data does not fit the schema (an anomaly; an evolution step)."""
+
+    kind: str
+    feature: str
+    detail: str
+    new_type: FeatureType | None = None
+    new_values: list[str] = field(default_factory=list)
+
+
+def schema_changes(schema: SchemaVersion, acc: StatisticsAccumulator,
+                   max_new_values: int = 20) -> list[SchemaChange]:
+    """New columns, type changes and new categories of ``acc`` against ``schema``."""
+    out: list[SchemaChange] = []
+    stats = acc.extract()
+    for fname in sorted(stats):
+        fs = stats[fname]
+        spec = schema.features.get(fname)
+        if fs.type is None:
+            continue
+        if spec is None:
+            out.append(SchemaChange("SCHEMA_NEW_COLUMN", fname,
+                                    f"new column {fname!r} of type {fs.type}", new_type=fs.type))
+            continue
+        if not _fits(spec.type, fs.type_counts):
+            wider = max([spec.type, *fs.type_counts], key=lambda t: _WIDEN.get(t, 3))
+            out.append(SchemaChange("UNEXPECTED_DATA_TYPE", fname,
+                                    f"{fname!r} has {fs.type_counts} values, schema says "
+                                    f"{spec.type}", new_type=wider))  # type: ignore[arg-type]
+        if spec.type == "string" and spec.domain is not None:
+            cat = acc.features[fname].categorical
+            seen = set(cat.top_k.counts) if cat is not None else set()
+            new = sorted(seen - set(spec.domain))[:max_new_values]
+            if new:
+                out.append(SchemaChange("ENUM_TYPE_UNEXPECTED_STRING_VALUES", fname,
+                                        f"new values of {fname!r}: {new}", new_values=new))
+    return out
+
+
+def _fits(schema_type: str, type_counts: dict[str, int]) -> bool:
+    allowed = {"bool": {"bool"}, "int": {"int"}, "float": {"int", "float"},
+               "string": {"string"}}[schema_type]
+    if schema_type == "int":
+        allowed = {"int", "float"}  # integral floats (5.0) are checked per example
+    return set(type_counts) <= allowed
+
+
+def evolve(schema: SchemaVersion, changes: list[SchemaChange], *, created_at: int) -> SchemaVersion:
+    """The next schema version, accepting ``changes`` (origin ``evolved``)."""
+    features = {k: v.model_copy() for k, v in schema.features.items()}
+    reasons = []
+    for ch in changes:
+        reasons.append(f"{ch.kind.lower()}: {ch.feature}")
+        if ch.kind == "SCHEMA_NEW_COLUMN" and ch.new_type is not None:
+            features[ch.feature] = FeatureSpec(type=ch.new_type, presence="optional")
+        elif ch.kind == "UNEXPECTED_DATA_TYPE" and ch.new_type is not None:
+            old = features[ch.feature]
+            keep_range = ch.new_type in ("int", "float")
+            features[ch.feature] = FeatureSpec(
+                type=ch.new_type, valency=old.valency, presence=old.presence,
+                min_fraction=old.min_fraction, min=old.min if keep_range else None,
+                max=old.max if keep_range else None, allow_nan=old.allow_nan,
+                allow_inf=old.allow_inf, description=old.description)
+        elif ch.kind == "ENUM_TYPE_UNEXPECTED_STRING_VALUES":
+            old = features[ch.feature]
+            domain = sorted(set(old.domain or []) | set(ch.new_values))
+            features[ch.feature] = old.model_copy(update={"domain": domain})
+    return SchemaVersion(pipeline=schema.pipeline, name=schema.name, version=schema.version + 1,
+                         parent=schema.version, origin="evolved", reason="; ".join(reasons),
+                         features=features, label=schema.label, created_at=created_at)

@@ -1,0 +1,102 @@
+"""Per-example anomalies, schema file round trip, inference and evolution."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streamml.payloads.schema import FeatureSpec, SchemaVersion
+from streamml.statistics import StatisticsAccumulator
+from streamml.validation.checks import check_example
+from streamml.validation.schema import (
+    evolve,
+    infer_schema,
+    load_schema,
+    save_schema,
+    schema_changes,
+)
+
+TAXI = Path(__file__).resolve().parents[2] / "streamml" / "data" / "taxi.csv"
+
+SCHEMA = SchemaVersion(pipeline="p", version=1, origin="curated", created_at=0, features={
+    "fare": FeatureSpec(type="float", min=0.0, max=1000.0),
+    "trips": FeatureSpec(type="int", min=1, max=10),
+    "pay": FeatureSpec(type="string", domain=["Cash", "Credit Card"]),
+    "tips": FeatureSpec(type="float", presence="optional", min_fraction=0.5),
+    "flag": FeatureSpec(type="bool", presence="optional"),
+})
+GOOD = {"fare": 7.25, "trips": 2, "pay": "Cash", "tips": None, "flag": True}
+
+
+@pytest.mark.parametrize(("change", "kind", "feature"), [
+    ({"fare": None}, "FEATURE_TYPE_NOT_PRESENT", "fare"),
+    ({"pay": None}, "FEATURE_TYPE_NOT_PRESENT", "pay"),
+    ({"fare": "abc"}, "UNEXPECTED_DATA_TYPE", "fare"),
+    ({"trips": 2.5}, "UNEXPECTED_DATA_TYPE", "trips"),
+    ({"pay": 3}, "UNEXPECTED_DATA_TYPE", "pay"),
+    ({"flag": "yes"}, "UNEXPECTED_DATA_TYPE", "flag"),
+    ({"fare": [1.0]}, "UNEXPECTED_DATA_TYPE", "fare"),
+    ({"pay": "Bitcoin"}, "ENUM_TYPE_UNEXPECTED_STRING_VALUES", "pay"),
+    ({"fare": -1.0}, "FLOAT_TYPE_SMALL_FLOAT", "fare"),
+    ({"fare": 1e6}, "FLOAT_TYPE_BIG_FLOAT", "fare"),
+    ({"trips": 0}, "INT_TYPE_SMALL_INT", "trips"),
+    ({"trips": 11}, "INT_TYPE_BIG_INT", "trips"),
+    ({"fare": float("nan")}, "FLOAT_TYPE_HAS_NAN", "fare"),
+    ({"fare": "NaN"}, "FLOAT_TYPE_HAS_NAN", "fare"),
+    ({"tips": float("inf")}, "FLOAT_TYPE_HAS_INF", "tips"),
+    ({"tolls": 1.0}, "SCHEMA_NEW_COLUMN", "tolls"),
+])
+def test_each_per_example_anomaly_kind(change: dict, kind: str, feature: str) -> None:
+    findings = check_example("ex:7", {**GOOD, **change}, SCHEMA)
+    assert [(f.kind, f.feature, f.example_id) for f in findings] == [(kind, feature, "ex:7")]
+
+
+def test_clean_examples_and_integral_floats_pass() -> None:
+    assert check_example("a", GOOD, SCHEMA) == []
+    assert check_example("b", {**GOOD, "trips": 3.0, "fare": 7}, SCHEMA) == []
+
+
+def test_infer_from_taxi_file_and_yaml_json_round_trip(tmp_path: Path) -> None:
+    schema = infer_schema(TAXI, pipeline="taxi", created_at=1)
+    f = schema.features
+    assert f["fare"].type == "float" and f["trip_start_hour"].type == "int"
+    assert f["payment_type"].domain is not None and "Cash" in f["payment_type"].domain
+    assert f["company"].type == "string"
+    assert f["trip_start_hour"].min == 0 and f["trip_start_hour"].max == 23
+    assert f["fare"].presence == "required" or f["fare"].min_fraction is not None
+    assert f["pickup_census_tract"].presence == "optional"
+    for name in ("schema.yaml", "schema.json"):
+        save_schema(schema, tmp_path / name)
+        assert load_schema(tmp_path / name) == schema
+    # every taxi row is valid against the schema inferred from the file
+    import pyarrow.csv as pcsv
+    table = pcsv.read_csv(TAXI, convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
+    bad = [check_example(str(i), row, schema) for i, row in enumerate(table.to_pylist())]
+    assert sum(map(len, bad)) == 0
+
+
+def test_curated_schema_loads_back(tmp_path: Path) -> None:
+    path = tmp_path / "schema.yaml"
+    save_schema(SCHEMA, path)
+    text = path.read_text().replace("- Credit Card", "- Credit Card\n    - Mobile")
+    path.write_text(text)
+    curated = load_schema(path, curated=True)
+    assert curated.origin == "curated"
+    assert curated.features["pay"].domain == ["Cash", "Credit Card", "Mobile"]
+    assert check_example("x", {**GOOD, "pay": "Mobile"}, curated) == []
+
+
+def test_evolution_new_column_category_and_type_change() -> None:
+    acc = StatisticsAccumulator()
+    acc.add_batch([{**GOOD, "tolls": 1.5, "pay": "Mobile", "trips": "two"}])
+    changes = schema_changes(SCHEMA, acc)
+    assert {(c.kind, c.feature) for c in changes} == {
+        ("SCHEMA_NEW_COLUMN", "tolls"), ("ENUM_TYPE_UNEXPECTED_STRING_VALUES", "pay"),
+        ("UNEXPECTED_DATA_TYPE", "trips")}
+    v2 = evolve(SCHEMA, changes, created_at=5)
+    assert (v2.version, v2.parent, v2.origin) == (2, 1, "evolved")
+    assert v2.features["tolls"].presence == "optional"
+    assert v2.features["trips"].type == "string"
+    assert "Mobile" in (v2.features["pay"].domain or [])
+    assert schema_changes(v2, acc) == []
