@@ -25,9 +25,11 @@ TopicPartition(topic='demo.examples', partition=0)
 from __future__ import annotations
 
 import abc
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from itertools import repeat
+from typing import Any, Literal, NamedTuple
 
 Headers = tuple[tuple[str, bytes], ...]
 CleanupPolicy = Literal["delete", "compact"]
@@ -55,6 +57,41 @@ class Record:
     @property
     def tp(self) -> TopicPartition:
         return TopicPartition(self.topic, self.partition)
+
+
+_SLOTS: Any = vars(Record)  # the slot descriptors of the frozen dataclass
+_SET = {name: _SLOTS[name].__set__ for name in Record.__slots__}
+_sink: Any = deque(maxlen=0).extend
+
+
+def records_from_columns(
+    topic: str,
+    partition: int,
+    n: int,
+    offsets: Iterable[int],
+    timestamps: Iterable[int],
+    keys: Iterable[bytes | None],
+    values: Iterable[bytes | None],
+    headers: Iterable[Headers] | None = None,
+) -> list[Record]:
+    """Build ``n`` records of one partition from columns, fast (hot read paths).
+
+    ``object.__new__`` plus the slot descriptors driven by ``map`` in C: about
+    twice as fast as the frozen dataclass's ``__init__``.
+
+    >>> recs = records_from_columns("t", 0, 2, [5, 6], [1, 2], [None, b"k"], [b"a", None])
+    >>> [(r.offset, r.key, r.value, r.headers) for r in recs]
+    [(5, None, b'a', ()), (6, b'k', None, ())]
+    """
+    recs = list(map(object.__new__, repeat(Record, n)))
+    _sink(map(_SET["topic"], recs, repeat(topic, n)))
+    _sink(map(_SET["partition"], recs, repeat(partition, n)))
+    _sink(map(_SET["offset"], recs, offsets))
+    _sink(map(_SET["timestamp_ms"], recs, timestamps))
+    _sink(map(_SET["key"], recs, keys))
+    _sink(map(_SET["value"], recs, values))
+    _sink(map(_SET["headers"], recs, repeat((), n) if headers is None else headers))
+    return recs
 
 
 @dataclass(frozen=True, slots=True)

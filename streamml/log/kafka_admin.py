@@ -19,6 +19,7 @@ import contextlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import aiokafka.errors as aerr
 import kafka.errors as kerr
 
 from streamml.errors import BrokerUnavailable, ConfigError, StreamMLError, UnknownTopic
@@ -44,46 +45,70 @@ def client_kwargs(cls: type, bootstrap: str, config: Mapping[str, Any]) -> dict[
     return kwargs
 
 
-def check_options(cls: type, options: Mapping[str, object]) -> dict[str, object]:
-    """Reject options the kafka-python client ``cls`` does not understand."""
-    known = getattr(cls, "DEFAULT_CONFIG", {})
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise ConfigError(f"unknown {cls.__name__} option(s): {', '.join(unknown)}")
-    return dict(options)
+def _both(name: str) -> tuple[type[BaseException], ...]:
+    """The kafka-python and the aiokafka class of one Kafka error (same names)."""
+    return tuple(c for c in (getattr(kerr, name, None), getattr(aerr, name, None)) if c)
+
+
+def _classes(*names: str) -> tuple[type[BaseException], ...]:
+    return tuple(c for name in names for c in _both(name))
+
+
+ILLEGAL_STATE = _classes("IllegalStateError")
+UNKNOWN_TOPIC = _classes("UnknownTopicOrPartitionError")
+UNREACHABLE = _classes("KafkaConnectionError", "BrokerNotAvailableError", "NoBrokersAvailable")
+TIMEOUT: tuple[type[BaseException], ...] = (
+    *_classes("KafkaTimeoutError", "RequestTimedOutError"), TimeoutError,
+)
+REJECTED = _classes(
+    "InvalidTopicError",
+    "InvalidConfigurationError",
+    "InvalidPartitionsError",
+    "InvalidReplicationFactorError",
+    "PolicyViolationError",
+    "KafkaConfigurationError",
+    "MessageSizeTooLargeError",
+    "RecordListTooLargeError",
+    "RecordTooLargeError",
+)
+REFUSED = _classes(
+    "SaslAuthenticationFailedError",
+    "AuthenticationFailedError",
+    "AuthenticationMethodNotSupported",
+    "AuthorizationError",
+    "TopicAuthorizationFailedError",
+    "GroupAuthorizationFailedError",
+    "ClusterAuthorizationFailedError",
+)
 
 
 @contextlib.contextmanager
 def kafka_errors(address: str, topic: str | None = None) -> Iterator[None]:
-    """Translate kafka-python exceptions into the streamml hierarchy."""
+    """Translate kafka-python and aiokafka exceptions into the streamml hierarchy."""
     try:
         yield
     except StreamMLError:
         raise
-    except kerr.IllegalStateError as exc:  # e.g. seek on a partition not assigned
+    except ILLEGAL_STATE as exc:  # e.g. seek on a partition not assigned
         raise ConfigError(str(exc)) from exc
-    except kerr.UnknownTopicOrPartitionError as exc:
+    except UNKNOWN_TOPIC as exc:
         what = f"no such topic: {topic}" if topic else f"unknown topic or partition: {exc}"
         raise UnknownTopic(what) from exc
-    except (kerr.KafkaConnectionError, kerr.BrokerNotAvailableError) as exc:
-        raise BrokerUnavailable(f"cannot reach Kafka broker at {address}: {exc}") from exc
-    except kerr.KafkaTimeoutError as exc:
+    except UNREACHABLE as exc:
+        detail = str(exc) or type(exc).__name__
+        if "bootstrap" in detail.lower():
+            detail = "no connection (is it running?)"
+        raise BrokerUnavailable(f"cannot reach Kafka broker at {address}: {detail}") from exc
+    except TIMEOUT as exc:
         if "bootstrap" in str(exc).lower():
             msg = f"cannot reach Kafka broker at {address}: no connection (is it running?)"
         else:
             detail = str(exc).split(":", 1)[-1].strip() or "request timed out"
             msg = f"Kafka broker at {address} did not answer: {detail}"
         raise BrokerUnavailable(msg) from exc
-    except (
-        kerr.InvalidTopicError,
-        kerr.InvalidConfigurationError,
-        kerr.InvalidPartitionsError,
-        kerr.InvalidReplicationFactorError,
-        kerr.PolicyViolationError,
-        kerr.KafkaConfigurationError,
-    ) as exc:
+    except REJECTED as exc:
         raise ConfigError(f"Kafka rejected the request: {_brief(exc)}") from exc
-    except (kerr.SaslAuthenticationFailedError, kerr.AuthorizationError) as exc:
+    except REFUSED as exc:
         raise BrokerUnavailable(f"Kafka broker at {address} refused access: {_brief(exc)}") from exc
 
 

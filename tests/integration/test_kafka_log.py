@@ -210,3 +210,54 @@ def test_we_read_what_kcat_produces(log: KafkaLog, kafka_bootstrap: str) -> None
     assert [json.loads(r.value) for r in records] == [{"n": i} for i in range(4)]
     assert records[0].headers == (("src", b"kcat"),)
     log.delete_topic(topic)
+
+
+def test_big_records_up_to_max_request_size(log: KafkaLog) -> None:
+    """Records up to ``max_request_size`` (16 MiB + 64 KiB by default, what the catalog's
+    models/checkpoints topics allow) go through; bigger ones are a ConfigError."""
+    topic = _name("big")
+    log.create_topic(TopicSpec(name=topic, partitions=1, config={"max.message.bytes": "16777216"}))
+    seven, nine, seventeen = b"7" * (7 << 20), b"9" * (9 << 20), b"x" * (17 << 20)
+    with log.producer(max_request_size=8 << 20) as small:
+        small.send(topic, seven, b"k7")
+        small.flush(60)
+        with pytest.raises(ConfigError, match="max_request_size"):
+            small.send(topic, nine)
+        with pytest.raises(ConfigError, match="max_request_size"):
+            small.send_many(topic, [nine])
+            small.flush(60)
+    with log.producer() as default:
+        default.send_many(topic, [nine])
+        default.flush(60)
+        with pytest.raises(ConfigError, match="max_request_size"):
+            default.send(topic, seventeen)
+    with log.consumer() as consumer:
+        consumer.assign([TopicPartition(topic, 0)])
+        records = _poll_all(consumer, 2, timeout_s=60)
+    assert [(r.offset, len(r.value or b"")) for r in records] == [(0, 7 << 20), (1, 9 << 20)]
+    log.delete_topic(topic)
+
+
+def test_many_sends_keep_order_and_close_stops_everything(kafka_bootstrap: str) -> None:
+    import threading
+
+    kafka_log = KafkaLog(kafka_bootstrap, {})
+    topic = _name("order")
+    kafka_log.create_topic(TopicSpec(name=topic, partitions=2))
+    producer = kafka_log.producer(batch_size=4096)  # many small batches
+    for i in range(20_000):
+        producer.send(topic, b"%d" % i, partition=i % 2)
+    producer.send_many(topic, [b"x"] * 10, partition=1)
+    producer.flush(60)
+    consumer = kafka_log.consumer("g-order")
+    consumer.subscribe([topic])
+    records = _poll_all(consumer, 20_010, timeout_s=60)
+    assert len(records) == 20_010
+    for p in (0, 1):
+        values = [r.value for r in records if r.partition == p]
+        assert values[:10_000] == [b"%d" % i for i in range(p, 20_000, 2)]
+    kafka_log.delete_topic(topic)
+    kafka_log.close()  # closes the producer, the consumer and the event loop thread
+    assert not [t for t in threading.enumerate() if t.name.startswith("streamml-kafka")]
+    with pytest.raises(ConfigError):
+        producer.send(topic, b"late")

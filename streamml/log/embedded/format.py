@@ -36,14 +36,13 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
-from collections import deque
 from collections.abc import Sequence
-from itertools import accumulate, repeat
+from itertools import accumulate
 from typing import Any, NamedTuple
 
 from crc32c import crc32c
 
-from streamml.log.base import Headers, Record
+from streamml.log.base import Headers, Record, records_from_columns
 
 MAGIC = 0x314C4D53  # b"SML1" little-endian
 HEADER = struct.Struct("<IIIqIIqqI")
@@ -54,16 +53,6 @@ F_HEADERS = 4
 MAX_BATCH_LENGTH = 1 << 31
 
 _LITTLE = sys.byteorder == "little"
-_new = object.__new__
-_sink: Any = deque(maxlen=0).extend
-_SLOTS: Any = vars(Record)  # slot descriptors: the fast way to fill a frozen slots dataclass
-_SET_TOPIC = _SLOTS["topic"].__set__
-_SET_PARTITION = _SLOTS["partition"].__set__
-_SET_OFFSET = _SLOTS["offset"].__set__
-_SET_TS = _SLOTS["timestamp_ms"].__set__
-_SET_KEY = _SLOTS["key"].__set__
-_SET_VALUE = _SLOTS["value"].__set__
-_SET_HEADERS = _SLOTS["headers"].__set__
 _H_COUNT = struct.Struct("<H")
 _H_KEY = struct.Struct("<H")
 _H_VAL = struct.Struct("<I")
@@ -298,19 +287,12 @@ def make_records(
         return []
     full = start == 0 and stop == len(cols.values)
 
-    def part(col: Sequence[object]) -> Sequence[object]:
+    def part(col: Sequence[Any]) -> Sequence[Any]:
         return col if full else col[start:stop]
 
-    recs = list(map(_new, repeat(Record, n)))
-    _sink(map(_SET_TOPIC, recs, repeat(topic, n)))
-    _sink(map(_SET_PARTITION, recs, repeat(partition, n)))
-    _sink(map(_SET_OFFSET, recs, part(cols.offsets)))
-    _sink(map(_SET_TS, recs, part(cols.timestamps)))
-    _sink(map(_SET_KEY, recs, part(cols.keys)))
-    _sink(map(_SET_VALUE, recs, part(cols.values)))
-    hdrs = repeat((), n) if cols.headers is None else part(cols.headers)
-    _sink(map(_SET_HEADERS, recs, hdrs))
-    return recs
+    hdrs = None if cols.headers is None else part(cols.headers)
+    return records_from_columns(topic, partition, n, part(cols.offsets), part(cols.timestamps),
+                                part(cols.keys), part(cols.values), hdrs)
 
 
 def decode(buf: bytes, pos: int, h: BatchHeader, topic: str, partition: int) -> list[Record]:
