@@ -1,0 +1,163 @@
+"""Column typing for ExampleGen: per batch inference (pyarrow), locked per connector.
+
+A column's type is inferred over a whole batch, never value by value: pyarrow
+infers CSV columns; a float column whose values are all integral (``180.0``)
+is an int column. The first batch that types a column *locks* its type for the
+connector (it is part of the checkpointed state), so later batches agree:
+
+* int then float widens the lock to float (``12`` then ``12.5``);
+* a locked numeric or bool column refuses values that cannot be converted
+  (the row goes to the dead letters, reason ``invalid_type``);
+* a locked string column keeps its text as is (CSV columns are then read as text).
+
+>>> t = ColumnTypes()
+>>> t.resolve("fare", "int"), t.resolve("fare", "float"), t.locked
+('int', 'float', {'fare': 'float'})
+>>> coerce("180.0", "int"), coerce(180.0, "int"), coerce(True, "string")
+(180, 180, 'true')
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import orjson
+
+Kind = str  # "int" | "float" | "bool" | "string" | "list" | "null"
+_INT_MAX = 2**63
+TRUE = {"true", "True", "TRUE"}
+FALSE = {"false", "False", "FALSE"}
+
+
+class CoercionError(ValueError):
+    """A value cannot take its column's type."""
+
+
+def coerce(value: Any, kind: Kind) -> Any:
+    """``value`` as a ``kind`` value; :class:`CoercionError` when impossible."""
+    if value is None:
+        return None
+    if kind == "int":
+        if isinstance(value, bool):
+            raise CoercionError(f"{value!r} is not an int")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                try:
+                    value = float(value)
+                except ValueError:
+                    raise CoercionError(f"{value!r} is not an int") from None
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            return int(value)
+        raise CoercionError(f"{value!r} is not an int")
+    if kind == "float":
+        if isinstance(value, bool):
+            raise CoercionError(f"{value!r} is not a float")
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise CoercionError(f"{value!r} is not a float") from None
+        raise CoercionError(f"{value!r} is not a float")
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value in TRUE:
+            return True
+        if isinstance(value, str) and value in FALSE:
+            return False
+        raise CoercionError(f"{value!r} is not a bool")
+    if kind == "string":
+        if isinstance(value, str):
+            return value
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int | float):
+            return repr(value)
+        return orjson.dumps(value).decode()
+    return value
+
+
+def kind_of_values(values: list[Any], infer_integral: bool) -> Kind:
+    """The kind of a batch column of Python values (``None`` ignored).
+
+    >>> kind_of_values([1, 180.0, None], True), kind_of_values([1, 2.5], True)
+    ('int', 'float')
+    >>> kind_of_values(["a", 1], True), kind_of_values([None], True), kind_of_values([[1]], True)
+    ('string', 'null', 'list')
+    """
+    kinds = set()
+    integral = True
+    for v in values:
+        if v is None:
+            continue
+        if isinstance(v, bool):
+            kinds.add("bool")
+        elif isinstance(v, int):
+            kinds.add("int")
+        elif isinstance(v, float):
+            kinds.add("float")
+            if integral and not (math.isfinite(v) and v.is_integer() and abs(v) < _INT_MAX):
+                integral = False
+        elif isinstance(v, str):
+            kinds.add("string")
+        elif isinstance(v, list):
+            kinds.add("list")
+        else:
+            kinds.add("string")
+    if not kinds:
+        return "null"
+    if "list" in kinds:
+        return "list"
+    if len(kinds) == 1 and "float" not in kinds:
+        return kinds.pop()
+    if kinds <= {"int", "float"}:
+        return "int" if infer_integral and integral else "float"
+    return "string"
+
+
+class ColumnTypes:
+    """Locked column types of one connector (snapshot/restore with its checkpoint)."""
+
+    def __init__(self, locked: dict[str, Kind] | None = None) -> None:
+        self.locked: dict[str, Kind] = dict(locked or {})
+
+    def resolve(self, column: str, batch_kind: Kind) -> Kind:
+        """The kind to give ``column`` in a batch whose values have ``batch_kind``."""
+        if batch_kind in ("null", "list"):
+            return batch_kind
+        lock = self.locked.get(column)
+        if lock is None:
+            self.locked[column] = batch_kind
+            return batch_kind
+        if lock == "int" and batch_kind == "float":
+            self.locked[column] = "float"
+            return "float"
+        return lock
+
+    def widen(self, column: str, values: list[Any]) -> Kind:
+        """Widen a locked int column to float if ``values`` (text too) hold a fraction."""
+        lock = self.locked.get(column, "null")
+        if lock != "int":
+            return lock
+        for v in values:
+            if isinstance(v, bool) or v is None:
+                continue
+            if isinstance(v, str):
+                try:
+                    v = float(v)
+                except ValueError:
+                    continue
+            if isinstance(v, float) and math.isfinite(v) and not v.is_integer():
+                self.locked[column] = "float"
+                return "float"
+        return lock
+
+    def snapshot(self) -> dict[str, Kind]:
+        return dict(self.locked)

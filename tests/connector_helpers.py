@@ -1,0 +1,66 @@
+"""Helpers of the connector tests: run `streamml ingest` in a subprocess, read topics back."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from streamml.log import open_log
+from streamml.log.base import TopicPartition
+from streamml.settings import Settings
+from tests.cli_helpers import ROOT, cli_env
+
+
+def cli_argv(*args: str, broker: str) -> list[str]:
+    return [sys.executable, "-m", "streamml.cli.main", "--broker", broker, *args]
+
+
+def run_ingest_cli(
+    *args: str, broker: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cli_argv(*args, broker=broker), capture_output=True, text=True,
+                          cwd=ROOT, env=cli_env(), timeout=timeout, check=False)
+
+
+def spawn_ingest_cli(*args: str, broker: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(cli_argv(*args, broker=broker), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, cwd=ROOT, env=cli_env())
+
+
+def write_definition(folder: Path, name: str, **body: Any) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, **body}), encoding="utf-8")
+    return path
+
+
+def read_topic(broker: str, topic: str) -> list[dict[str, Any]]:
+    """Every value of ``topic`` (decoded JSON), partition by partition."""
+    with open_log(broker, Settings()) as log:
+        if not log.topic_exists(topic):
+            return []
+        info = log.describe_topic(topic)
+        tps = [TopicPartition(topic, p.partition) for p in info.partitions]
+        out: list[dict[str, Any]] = []
+        with log.consumer() as consumer:
+            consumer.assign(tps)
+            consumer.seek_to_beginning(tps)
+            ends = consumer.end_offsets(tps)
+            deadline = time.monotonic() + 60
+            while any(consumer.position(tp) < ends[tp] for tp in tps):
+                assert time.monotonic() < deadline, "timed out reading " + topic
+                out.extend(orjson.loads(r.value) for r in consumer.poll(0.2) if r.value)
+        return out
+
+
+def wait_for(predicate: Any, timeout: float = 60, every: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(every)

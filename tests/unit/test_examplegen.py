@@ -1,0 +1,158 @@
+"""ExampleGen: typing rules against a pyarrow batch computation, ids, splits, dead letters."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamml.connectors.base import SourceRecord
+from streamml.connectors.examplegen import ExampleGen, hash_split, to_event_ms
+from streamml.connectors.file import FileSource
+from streamml.payloads.deadletter import DeadLetter
+from streamml.payloads.examples import Example
+from streamml.processors.basic import split_of
+
+TAXI = Path(__file__).resolve().parents[2] / "streamml" / "data" / "taxi.csv"
+
+
+def csv_records(header: bytes, lines: list[bytes], source: str = "s") -> list[SourceRecord]:
+    return [SourceRecord(line, {"line": i}, id=f"{source}:f.csv:{i}", fmt="csv", header=header)
+            for i, line in enumerate(lines, start=2)]
+
+
+def test_taxi_types_match_a_pyarrow_batch_computation() -> None:
+    src = FileSource(name="taxi-file", path=str(TAXI))
+    src.open()
+    records = src.read(100_000)
+    gen = ExampleGen("taxi-file", event_time="trip_start_timestamp", event_time_unit="s")
+    out = gen.process(records)
+    assert len(out.examples) == len(records) == 15_002 and not out.dead_letters
+    # The batch computation: pyarrow over the whole file; only empty cells are null;
+    # a float column whose values are all integral is an int column.
+    table = pacsv.read_csv(TAXI, convert_options=pacsv.ConvertOptions(
+        null_values=[""], strings_can_be_null=True))
+    expected: dict[str, list[object]] = {}
+    for name, col in zip(table.column_names, table.columns, strict=True):
+        if pa.types.is_floating(col.type):
+            valid = pc.drop_null(col)
+            if pc.all(pc.equal(valid, pc.floor(valid))).as_py():
+                col = col.cast(pa.int64())
+        expected[name] = col.to_pylist()
+    for i, example in enumerate(out.examples):
+        for name, values in expected.items():
+            got, want = example["features"][name], values[i]
+            assert got == want and type(got) is type(want), (i, name, got, want)
+    first = out.examples[0]
+    assert first["features"]["pickup_community_area"] is None  # empty cell: missing, not ""
+    assert first["event_time"] == 1400269500 * 1000
+    assert first["id"] == "taxi-file:taxi.csv:2"
+    assert gen.types.locked["trip_miles"] in ("int", "float")
+    for example in out.examples[:500]:
+        Example.model_validate(example)
+
+
+def test_integral_float_in_an_int_column_is_an_int_and_empty_is_missing() -> None:
+    gen = ExampleGen("s")
+    out = gen.process(csv_records(b"secs,name,flag", [b"180.0,a,true", b"12,,false",
+                                                         b"7.0,c,"]))
+    feats = [e["features"] for e in out.examples]
+    assert [f["secs"] for f in feats] == [180, 12, 7]
+    assert all(type(f["secs"]) is int for f in feats)
+    assert [f["name"] for f in feats] == ["a", None, "c"]
+    assert [f["flag"] for f in feats] == [True, False, None]
+    # a later batch with a fraction widens the column to float; text is refused
+    out = gen.process(csv_records(b"secs,name,flag", [b"1.5,x,true", b"abc,y,false"]))
+    assert [e["features"]["secs"] for e in out.examples] == [1.5]
+    assert [d["reason"] for d in out.dead_letters] == ["invalid_type"]
+    assert gen.types.locked == {"secs": "float", "name": "string", "flag": "bool"}
+
+
+def test_every_kind_of_bad_input_is_a_dead_letter() -> None:
+    gen = ExampleGen("s", key="k", max_record_bytes=64)
+    lines = [
+        b"a,1,2",                      # ok
+        b'b,"1,2',                     # unbalanced quote: unparsable
+        b"c,1",                        # too few fields: unparsable
+        b"d,\xff\xfe,2",               # invalid UTF-8: bad_encoding
+        b"e," + b"9" * 100 + b",1",    # oversize
+        b",1,2",                       # missing key
+        b"f,3,4",                      # ok
+    ]
+    out = gen.process(csv_records(b"k,x,y", lines))
+    assert len(out.examples) + len(out.dead_letters) == len(lines)
+    assert sorted(e["id"] for e in out.examples) == ["a", "f"]
+    reasons = {d["id"]: d["reason"] for d in out.dead_letters}
+    assert reasons == {"s:f.csv:3": "unparsable", "s:f.csv:4": "unparsable",
+                       "s:f.csv:5": "bad_encoding", "s:f.csv:6": "oversize",
+                       "s:f.csv:7": "missing_key"}
+    letters = {d["id"]: DeadLetter.model_validate(d) for d in out.dead_letters}
+    assert letters["s:f.csv:5"].encoding == "base64"
+    assert letters["s:f.csv:5"].original_bytes() == lines[3]
+    assert letters["s:f.csv:3"].original_bytes() == lines[1]
+    assert letters["s:f.csv:6"].position == {"line": 6}
+
+
+def test_json_records_type_per_batch_and_refuse_non_objects() -> None:
+    gen = ExampleGen("j", event_time="t", label="y")
+    raws = [b'{"t": "2024-01-01T00:00:00Z", "n": 180.0, "o": {"a": 1}, "y": 1}',
+            b'{"t": 1704067200000, "n": 3, "l": [1, 2]}',
+            b"[1, 2]", b"{nope", b'{"t": "x\xff"}', b'{"t": "yesterday"}']
+    recs = [SourceRecord(r, {"line": i}, id=f"j:{i}", fmt="json") for i, r in enumerate(raws)]
+    out = gen.process(recs)
+    assert len(out.examples) + len(out.dead_letters) == len(raws)
+    a, b = out.examples
+    assert a["features"] == {"t": "2024-01-01T00:00:00Z", "n": 180, "o.a": 1}
+    assert a["label"] == 1 and a["event_time"] == b["event_time"] == 1704067200000
+    assert b["features"]["l"] == [1, 2] and b["label"] is None
+    assert sorted(d["reason"] for d in out.dead_letters) == [
+        "bad_encoding", "invalid_type", "unparsable", "unparsable"]
+    for e in out.examples:
+        Example.model_validate(e)
+
+
+def test_non_finite_floats_travel_as_tokens() -> None:
+    out = ExampleGen("s").process(csv_records(b"x", [b"1.5", b"nan", b"inf"]))
+    values = [e["features"]["x"] for e in out.examples]
+    assert values[0] == 1.5 and values[1:] == ["NaN", "Infinity"]
+    ex = Example.model_validate(out.examples[1])
+    assert math.isnan(ex.features["x"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("value", "unit", "ms"), [
+    (1400269500, "s", 1400269500000), (1400269500123, "ms", 1400269500123),
+    (1400269500123456, "us", 1400269500123), ("2014-05-16T19:45:00+00:00", "iso", 1400269500000),
+    ("2014-05-16 19:45:00", "auto", 1400269500000), (1400269500.5, "auto", 1400269500500),
+])
+def test_event_time_units(value: object, unit: str, ms: int) -> None:
+    assert to_event_ms(value, unit) == ms  # type: ignore[arg-type]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=1, max_size=50))
+def test_split_is_deterministic_and_matches_split_of(example_id: str) -> None:
+    assert hash_split(example_id) == hash_split(example_id) == split_of(example_id)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(min_value=0, max_value=10**9), st.sampled_from([(2, 1), (8, 2), (1, 1)]))
+def test_split_ratio_follows_the_buckets(seed: int, buckets: tuple[int, int]) -> None:
+    train, ev = buckets
+    splits = [("train", train), ("eval", ev)]
+    n = 6000
+    got = sum(hash_split(f"{seed}:{i}", splits) == "eval" for i in range(n))
+    expected = n * ev / (train + ev)
+    assert abs(got - expected) < 5 * math.sqrt(n * ev / (train + ev) * train / (train + ev))
+
+
+def test_configured_splits_and_key_ids() -> None:
+    gen = ExampleGen("s", key="k", splits={"train": 8, "eval": 1, "test": 1})
+    out = gen.process(csv_records(b"k,v", [f"id{i},{i}".encode() for i in range(300)]))
+    assert {e["split"] for e in out.examples} == {"train", "eval", "test"}
+    assert all(e["split"] == hash_split(e["id"], gen.splits) for e in out.examples)
