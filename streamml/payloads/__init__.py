@@ -2,7 +2,7 @@
 
 One module per role (``examples``, ``deadletter``, ``statistics``, ``schema``,
 ``anomalies``, ``candidates``, ``evaluations``, ``models``, ``metadata``,
-``checkpoints``), shared pieces in ``base`` and ``artifacts``. Conventions (epoch
+``labels``, ``checkpoints``), shared pieces in ``base`` and ``artifacts``. Conventions (epoch
 milliseconds, non-finite floats as strings, half-open offset ranges) are in
 :mod:`streamml.payloads.base`. ``topics/schemas/`` holds the JSON Schema of each.
 
@@ -28,6 +28,7 @@ from streamml.payloads.checkpoints import Checkpoint, TopicOffset
 from streamml.payloads.deadletter import DeadLetter
 from streamml.payloads.evaluations import Evaluation, SliceMetrics, ThresholdCheck
 from streamml.payloads.examples import Example
+from streamml.payloads.labels import Label
 from streamml.payloads.metadata import ArtifactInfo, MetadataEvent
 from streamml.payloads.models import ModelChunk, ModelRecord, ModelRelease
 from streamml.payloads.schema import FeatureSpec, SchemaVersion
@@ -47,6 +48,7 @@ __all__ = [
     "FeatureSpec",
     "FeatureStatistics",
     "InlineArtifact",
+    "Label",
     "MetadataEvent",
     "ModelChunk",
     "ModelRecord",

@@ -33,6 +33,7 @@ from streamml.payloads import (
     FeatureSpec,
     FeatureStatistics,
     InlineArtifact,
+    Label,
     MetadataEvent,
     ModelChunk,
     ModelRecord,
@@ -48,6 +49,7 @@ from streamml.payloads.artifacts import ChunkedArtifact
 from streamml.payloads.statistics import Bucket, Histogram, NumericStatistics
 
 ROLES = {
+    "labels",
     "anomalies",
     "candidates",
     "checkpoints",
@@ -255,6 +257,7 @@ def sample_payloads() -> dict[str, BaseModel]:
             properties={"blessed": True, "reasons": []},
             time=T0,
         ),
+        "labels": Label(id="taxi.csv:12", label=True, event_time=T0, source="feedback"),
         "checkpoints": Checkpoint.of(
             {"count": 3, "mean": 1.5},
             processor="StatisticsGen",

@@ -1,0 +1,124 @@
+"""Trainer throughput beside a bare River predict+learn loop, same rows, same run.
+
+Rows: the bundled taxi CSV (15k trips) as Example-shaped JSON, train split only,
+repeated ``--passes`` times. Model: ``examples/taxi_module.py`` (coerce, impute,
+scale, one-hot, logistic regression). Every figure is the best of ``--repeat`` runs.
+
+* **bare River**: ``x``/``y`` precomputed (``features``/``label`` are not timed), then
+  ``predict_proba_one(x)`` + ``learn_one(x, y)`` per row: the floor of any online
+  trainer that reports progressive metrics;
+* **Trainer**: ``Trainer.process`` over decoded ``Message`` micro-batches of
+  ``--batch`` records: split filter, ``label``/``features`` of the user module,
+  progressive metrics (ROC AUC, accuracy), offset and event-time bookkeeping, and a
+  candidate (pickle + sha256 + base64 payload) every ``--snapshot-every`` examples;
+* **Trainer, no progressive metrics**: the same with ``progressive=False`` (the
+  bare loop's ``predict_proba_one`` is then not done either).
+
+Target (issue 5): Trainer >= 90% of the bare loop.
+
+Usage::
+
+    .venv/bin/python bench/trainer_throughput.py [--passes 2] [--repeat 3] [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from streamml.learning.trainer import Trainer  # noqa: E402
+from streamml.learning.transform import load_module_file  # noqa: E402
+from streamml.processors.base import Message  # noqa: E402
+from streamml.processors.basic import _typed, split_of  # noqa: E402
+
+MODULE = str(ROOT / "examples" / "taxi_module.py")
+TAXI = ROOT / "streamml" / "data" / "taxi.csv"
+
+
+def rows(passes: int) -> list[Message]:
+    with TAXI.open(newline="") as f:
+        raw = list(csv.DictReader(f))
+    out = []
+    for p in range(passes):
+        for i, row in enumerate(raw):
+            ex_id = f"taxi.csv:{i}"
+            if split_of(ex_id) != "train":
+                continue
+            n = p * len(raw) + i
+            value = {"id": ex_id, "split": "train", "event_time": 1_700_000_000_000 + n * 1000,
+                     "features": {k: _typed(v) for k, v in row.items()}, "label": None}
+            out.append(Message("taxi.examples", 0, n, value["event_time"], ex_id, value))
+    return out
+
+
+def bare(msgs: list[Message], progressive: bool = True) -> float:
+    um = load_module_file(MODULE)
+    data = [(um.features(m.value), um.label(m.value)) for m in msgs]
+    model = um.build_model()
+    start = time.perf_counter()
+    for x, y in data:
+        if progressive:
+            model.predict_proba_one(x)
+        model.learn_one(x, y)
+    return len(data) / (time.perf_counter() - start)
+
+
+def trainer(msgs: list[Message], batch: int, snapshot_every: int,
+            progressive: bool = True) -> tuple[float, int]:
+    t = Trainer("taxi", {"logreg": MODULE}, MODULE, snapshot_every=snapshot_every,
+                progressive=progressive)
+    emitted = 0
+    start = time.perf_counter()
+    for k in range(0, len(msgs), batch):
+        emitted += len(list(t.process(msgs[k:k + batch])))
+    return len(msgs) / (time.perf_counter() - start), emitted
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--passes", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--snapshot-every", type=int, default=5000)
+    ap.add_argument("--markdown", action="store_true")
+    args = ap.parse_args(argv)
+    msgs = rows(args.passes)
+    best: dict[str, float] = {}
+    candidates = 0
+    for _ in range(args.repeat):
+        for name, fn in (
+            ("bare River predict_proba_one+learn_one", lambda: bare(msgs)),
+            ("Trainer (progressive metrics)",
+             lambda: trainer(msgs, args.batch, args.snapshot_every)[0]),
+            ("bare River learn_one", lambda: bare(msgs, progressive=False)),
+            ("Trainer (progressive=False)",
+             lambda: trainer(msgs, args.batch, args.snapshot_every, progressive=False)[0]),
+        ):
+            best[name] = max(best.get(name, 0.0), fn())
+        candidates = trainer(msgs[:1], 1, 1)[1]
+    pairs = [("bare River predict_proba_one+learn_one", "Trainer (progressive metrics)"),
+             ("bare River learn_one", "Trainer (progressive=False)")]
+    print(f"{len(msgs)} train rows ({args.passes} passes over taxi.csv), batch {args.batch}, "
+          f"candidate every {args.snapshot_every}, best of {args.repeat}"
+          f" ({candidates} candidate per snapshot)")
+    sep = "|" if args.markdown else " "
+    if args.markdown:
+        print("| loop | examples/s | vs bare |\n|---|---:|---:|")
+    for base, ours in pairs:
+        for name in (base, ours):
+            ratio = f"{100 * best[name] / best[base]:.1f}%"
+            if args.markdown:
+                print(f"| {name} | {best[name]:,.0f} | {ratio} |")
+            else:
+                print(f"{name:<42}{sep}{best[name]:>10,.0f} ex/s{sep}{ratio:>8}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,379 @@
+"""Trainer: online learning of several challengers, snapshotted as candidates.
+
+Reads ``<p>.examples`` (train split only), ``<p>.labels`` (delayed labels, joined
+by example id with an event-time TTL, see :class:`~streamml.learning.join.LabelJoin`)
+and, when ``listen_actions``, the drift actions the Evaluator records on
+``<p>.metadata`` (``new_challenger``, ``reset``). Every challenger (name → model
+source) learns every labelled train example, test-then-train: its progressive
+metrics come from predicting each example before learning it.
+
+Every ``snapshot_every`` examples, or ``snapshot_every_ms`` of event time, each
+challenger is published to ``<p>.candidates`` as a :class:`Candidate` with the
+pickled River object (preprocessing included), its checksum, the offset ranges
+and event times it learned from. Ids are ``<model>@<sequence>``; the output is a
+pure function of the input, so a replay republishes the same candidates.
+
+State (models, metrics, counters, ranges, the label buffer) is
+:meth:`snapshot`-ed as a checksummed blob, checkpointed with the input offsets by
+the runtime: a restart neither re-learns nor skips an example.
+
+>>> from streamml.processors.base import Message
+>>> t = Trainer("p", {"lin": {"numeric": ["x"], "model": "linear_regression"}},
+...             snapshot_every=2)
+>>> ex = lambda i: Message("p.examples", 0, i, i, str(i), {"id": str(i), "split": "train",
+...     "event_time": i, "features": {"x": float(i)}, "label": 2.0 * i})
+>>> t.process([ex(0)])
+[]
+>>> [e.key for e in t.process([ex(1)])]
+['lin@1']
+>>> t2 = t.clone(); t2.restore(t.snapshot()); t2.learners["lin"].examples_seen
+2
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamml.errors import ConfigError
+from streamml.learning.artifact import (
+    algorithm_of,
+    dump_model,
+    inline_artifact,
+    jsonable,
+    pack_state,
+    task_of,
+    unpack_state,
+)
+from streamml.learning.join import LabelJoin
+from streamml.learning.transform import (
+    ModelSource,
+    UserModule,
+    default_features,
+    default_label,
+    load_module_file,
+    resolve_builder,
+)
+from streamml.payloads.artifacts import FeatureSignature, ModelSignature
+from streamml.payloads.base import OffsetRange, TimeRange
+from streamml.payloads.candidates import Candidate
+from streamml.processors.base import Emit, Message, Processor, State
+
+ACTIONS = ("new_challenger", "reset")
+
+
+@dataclass
+class Learner:
+    """One challenger: its model and everything that describes what it learned."""
+
+    name: str
+    source: str
+    """Name of the challenger whose model source built it (itself, unless spawned)."""
+    model: Any
+    task: str
+    sequence: int = 0
+    parent: str | None = None
+    examples_seen: int = 0
+    since_snapshot: int = 0
+    ranges: dict[tuple[str, int], list[int]] = field(default_factory=dict)
+    first_time: int | None = None
+    last_time: int | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    """Running sums of the progressive (test-then-train) metrics."""
+
+
+def _progressive_metrics(task: str) -> dict[str, float]:
+    """Running sums (cheap, inline): the Evaluator computes the costly metrics (ROC AUC...)."""
+    if task == "classification":
+        return {"n": 0.0, "correct": 0.0, "log_loss": 0.0}
+    return {"n": 0.0, "abs_error": 0.0}
+
+
+def _report(sums: dict[str, float]) -> dict[str, float]:
+    n = sums.get("n", 0.0)
+    if not n:
+        return {}
+    if "correct" in sums:
+        return {"progressive_accuracy": sums["correct"] / n,
+                "progressive_log_loss": sums["log_loss"] / n}
+    return {"progressive_mae": sums["abs_error"] / n}
+
+
+def _ftype(value: Any) -> tuple[str, str] | None:
+    valency = "scalar"
+    if isinstance(value, list):
+        valency = "list"
+        value = next((v for v in value if v is not None), None)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "bool", valency
+    if isinstance(value, int):
+        return "int", valency
+    if isinstance(value, float):
+        return "float", valency
+    return "string", valency
+
+
+class Trainer(Processor):
+    """Online Trainer of several challengers; see the module docstring."""
+
+    name = "trainer"
+
+    def __init__(
+        self,
+        pipeline: str,
+        challengers: Mapping[str, ModelSource],
+        module: str | None = None,
+        *,
+        snapshot_every: int = 1000,
+        snapshot_every_ms: int | None = None,
+        label_ttl_ms: int = 3_600_000,
+        max_pending_labels: int = 100_000,
+        label_name: str = "label",
+        progressive: bool = True,
+        listen_actions: bool = True,
+        max_challengers: int = 8,
+    ) -> None:
+        if not challengers:
+            raise ConfigError("the Trainer needs at least one challenger")
+        if snapshot_every < 1 or (snapshot_every_ms is not None and snapshot_every_ms < 1):
+            raise ConfigError("snapshot intervals must be positive")
+        self.pipeline = pipeline
+        self.challengers = dict(challengers)
+        self.module = module
+        self.snapshot_every = snapshot_every
+        self.snapshot_every_ms = snapshot_every_ms
+        self.label_ttl_ms = label_ttl_ms
+        self.max_pending_labels = max_pending_labels
+        self.label_name = label_name
+        self.progressive = progressive
+        self.listen_actions = listen_actions
+        self.max_challengers = max_challengers
+        self.examples_topic = f"{pipeline}.examples"
+        self.labels_topic = f"{pipeline}.labels"
+        self.actions_topic = f"{pipeline}.metadata"
+        self.candidates_topic = f"{pipeline}.candidates"
+        self.inputs = (self.examples_topic, self.labels_topic) + (
+            (self.actions_topic,) if listen_actions else ())
+        self.outputs = (self.candidates_topic,)
+        user: UserModule | None = load_module_file(module) if module else None
+        self._label = user.label if user else default_label
+        self._features = user.features if user else default_features
+        self._builders = {name: resolve_builder(src) for name, src in self.challengers.items()}
+        self._reset_state()
+
+    # -- state ----------------------------------------------------------------
+    def _reset_state(self) -> None:
+        self.learners: dict[str, Learner] = {
+            name: self._fresh(name, name) for name in self._builders}
+        self.join = LabelJoin(self.label_ttl_ms, self.max_pending_labels)
+        self.feature_types: dict[str, tuple[str, str]] = {}
+        self.classes: set[Any] = set()
+        self.skipped = {"eval_split": 0, "not_an_example": 0}
+        self.last_snapshot_time: int | None = None
+        self.since_snapshot = 0
+        self.spawned: dict[str, int] = {}
+        self.applied_actions: list[str] = []
+
+    def _fresh(self, name: str, source: str) -> Learner:
+        model = self._builders[source]()
+        task = task_of(model)
+        return Learner(name=name, source=source, model=model, task=task,
+                       metrics=_progressive_metrics(task) if self.progressive else {})
+
+    def snapshot(self) -> State:
+        return pack_state({
+            "learners": self.learners, "join": self.join, "feature_types": self.feature_types,
+            "classes": self.classes, "skipped": self.skipped,
+            "last_snapshot_time": self.last_snapshot_time, "spawned": self.spawned,
+            "since_snapshot": self.since_snapshot,
+            "applied_actions": self.applied_actions,
+        })
+
+    def restore(self, state: State) -> None:
+        if not isinstance(state, bytes | bytearray):
+            raise TypeError("Trainer state is an opaque blob")
+        s = unpack_state(bytes(state))
+        self.learners, self.join = s["learners"], s["join"]
+        self.feature_types, self.classes = s["feature_types"], s["classes"]
+        self.skipped, self.last_snapshot_time = s["skipped"], s["last_snapshot_time"]
+        self.spawned, self.applied_actions = s["spawned"], s["applied_actions"]
+        self.since_snapshot = s["since_snapshot"]
+
+    # -- processing -----------------------------------------------------------
+    def process(self, batch: Sequence[Message]) -> Iterable[Emit]:
+        out: list[Emit] = []
+        for msg in batch:
+            value = msg.value
+            if not isinstance(value, dict):
+                self.skipped["not_an_example"] += 1
+                continue
+            if msg.topic == self.examples_topic:
+                self._on_example(msg, value, out)
+            elif msg.topic == self.labels_topic:
+                t = value.get("event_time")
+                for example, y, meta in self.join.add_label(
+                        str(value.get("id", msg.key)), value.get("label"),
+                        int(t) if t is not None else None):
+                    self._learn(example, y, meta, out)
+            elif msg.topic == self.actions_topic:
+                self._on_action(value)
+        return out
+
+    def _on_example(self, msg: Message, ex: dict[str, Any], out: list[Emit]) -> None:
+        if ex.get("split", "train") != "train":
+            self.skipped["eval_split"] += 1
+            return
+        t = int(ex.get("event_time", msg.timestamp_ms))
+        meta = (msg.topic, msg.partition, msg.offset, t)
+        y = self._label(ex)
+        if y is None:
+            example_id = str(ex.get("id", msg.key))
+            for example, label, m in self.join.add_example(example_id, ex, t, meta):
+                self._learn(example, label, m, out)
+            return
+        self.join.advance(t)
+        self._learn(ex, y, meta, out)
+
+    def _learn(self, ex: dict[str, Any], y: Any, meta: tuple[str, int, int, int],
+               out: list[Emit]) -> None:
+        if isinstance(y, float) and not math.isfinite(y):
+            return
+        x = self._features(ex)
+        known = self.feature_types
+        if not known.keys() >= x.keys():
+            for fname, v in x.items():
+                ft = _ftype(v) if fname not in known else None
+                if ft is not None:
+                    known[fname] = ft
+        topic, partition, offset, t = meta
+        tp = (topic, partition)
+        for learner in self.learners.values():
+            model, sums = learner.model, learner.metrics
+            if learner.task == "classification":
+                if y not in self.classes:
+                    self.classes.add(y)
+                if sums:
+                    proba = model.predict_proba_one(x)
+                    sums["n"] += 1.0
+                    if proba and max(proba, key=proba.get) == y:
+                        sums["correct"] += 1.0
+                    sums["log_loss"] -= math.log(min(max(proba.get(y, 0.0), 1e-15), 1.0))
+            elif sums:
+                sums["n"] += 1.0
+                sums["abs_error"] += abs(float(y) - float(model.predict_one(x) or 0.0))
+            model.learn_one(x, y)
+            learner.examples_seen += 1
+            learner.since_snapshot += 1
+            r = learner.ranges.get(tp)
+            if r is None:
+                learner.ranges[tp] = [offset, offset + 1]
+            elif offset >= r[1]:
+                r[1] = offset + 1
+            elif offset < r[0]:
+                r[0] = offset
+            if learner.first_time is None or t < learner.first_time:
+                learner.first_time = t
+            if learner.last_time is None or t > learner.last_time:
+                learner.last_time = t
+        self.since_snapshot += 1
+        if self._snapshot_due(t):
+            self.last_snapshot_time = t
+            self.since_snapshot = 0
+            out.extend(self._candidates())
+
+    def _snapshot_due(self, t: int) -> bool:
+        if self.last_snapshot_time is None:
+            self.last_snapshot_time = t
+        if self.since_snapshot >= self.snapshot_every:
+            return True
+        every = self.snapshot_every_ms
+        return every is not None and t - self.last_snapshot_time >= every
+
+    def _candidates(self) -> list[Emit]:
+        out = []
+        for learner in self.learners.values():
+            if learner.since_snapshot == 0:
+                continue
+            learner.sequence += 1
+            learner.since_snapshot = 0
+            cid = f"{learner.name}@{learner.sequence}"
+            cand = self._candidate(learner, cid)
+            learner.parent = cid
+            out.append(Emit(self.candidates_topic, cand.to_json(), key=cid,
+                            timestamp_ms=learner.last_time))
+        return out
+
+    def _candidate(self, learner: Learner, cid: str) -> Candidate:
+        data = dump_model(learner.model)
+        steps = getattr(learner.model, "steps", None)
+        est = list(steps.values())[-1] if steps else learner.model
+        classes = None
+        if learner.task == "classification":
+            classes = sorted((c for c in self.classes if isinstance(c, str | int | bool)),
+                             key=repr)
+        signature = ModelSignature(
+            task="classification" if learner.task == "classification" else "regression",
+            inputs=[FeatureSignature(name=n, type=t, valency=v)  # type: ignore[arg-type]
+                    for n, (t, v) in sorted(self.feature_types.items())],
+            label=self.label_name,
+            output="probability" if learner.task == "classification" else "value",
+            classes=classes,
+        )
+        measured = _report(learner.metrics)
+        measured.update({f"labels_{k}": float(v) for k, v in self.join.counters().items()})
+        return Candidate(
+            id=cid, pipeline=self.pipeline, model=learner.name, sequence=learner.sequence,
+            parent=learner.parent, algorithm=algorithm_of(learner.model),
+            params=jsonable(est._get_params()) if hasattr(est, "_get_params") else {},
+            signature=signature, examples_seen=learner.examples_seen,
+            trained_on=[OffsetRange(topic=tp, partition=p, start=a, end=b)
+                        for (tp, p), (a, b) in sorted(learner.ranges.items())],
+            event_time=(TimeRange(start_ms=learner.first_time, end_ms=learner.last_time)
+                        if learner.first_time is not None and learner.last_time is not None
+                        else None),
+            metrics={k: v for k, v in measured.items() if math.isfinite(v)},
+            artifact=inline_artifact(data),
+            created_at=learner.last_time if learner.last_time is not None
+            else int(time.time() * 1000),
+        )
+
+    # -- drift actions --------------------------------------------------------
+    def _on_action(self, event: dict[str, Any]) -> None:
+        props = event.get("properties") or {}
+        action, event_id = props.get("action"), str(event.get("id"))
+        if event.get("kind") != "action" or action not in ACTIONS:
+            return
+        if event_id in self.applied_actions:
+            return
+        self.applied_actions = [*self.applied_actions[-999:], event_id]
+        target = props.get("model")
+        names = [target] if target in self.learners else [
+            n for n, lr in self.learners.items() if lr.source == n]
+        for name in names:
+            learner = self.learners[name]
+            if action == "reset":
+                fresh = self._fresh(name, learner.source)
+                fresh.sequence = learner.sequence  # ids stay unique; parent None marks it
+                self.learners[name] = fresh
+            elif len(self.learners) < self.max_challengers:
+                k = self.spawned.get(learner.source, 0) + 1
+                self.spawned[learner.source] = k
+                new = f"{learner.source}~{k}"
+                self.learners[new] = self._fresh(new, learner.source)
+
+
+def trainer_worker() -> Trainer:
+    """Factory for ``streamml worker``: the user module in ``STREAMML_MODULE_FILE``."""
+    import os
+
+    from streamml.settings import load_settings
+
+    module = os.environ.get("STREAMML_MODULE_FILE")
+    if not module:
+        raise ConfigError("set STREAMML_MODULE_FILE to the user module (build_model, label...)")
+    return Trainer(load_settings().pipeline, {"model": module}, module)

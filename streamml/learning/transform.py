@@ -1,0 +1,245 @@
+"""Transform: preprocessing that travels inside the model artifact.
+
+A model is ONE River object, typically a ``compose.Pipeline`` of preprocessing
+(coercion, imputation, scaling, one-hot encoding, bucketizing) and an estimator.
+The Trainer pickles that whole object into the artifact, so the server applies
+exactly what training applied: no training/serving skew by construction.
+
+A model comes from
+
+* a **user module** (TFX's ``module_file``): a Python file or importable module
+  exposing ``build_model()`` and optionally ``label(example) -> y`` and
+  ``features(example) -> x``; see :func:`load_module_file`;
+* a **declarative spec**, a small dict turned into a River pipeline by
+  :func:`build_from_spec`;
+* any zero-argument callable returning a River estimator.
+
+Preprocessing steps that ship inside artifacts must be importable wherever the
+artifact is loaded: River's own transformers, or the ones here
+(:class:`Coerce`, :class:`Bucketize`), never functions of the user module.
+
+>>> model = build_from_spec({"numeric": ["fare"], "categorical": ["payment_type"],
+...                          "model": "logistic_regression"})
+>>> model.learn_one({"fare": "7.5", "payment_type": "Cash"}, True)
+>>> round(model.predict_proba_one({"fare": None, "payment_type": None})[True], 3)
+0.501
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import math
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from river import base, compose, linear_model, preprocessing, stats, tree
+
+from streamml.errors import ConfigError
+
+#: What the Trainer accepts as a model source.
+ModelSource = str | Mapping[str, Any] | Callable[[], Any]
+
+MISSING_CATEGORY = "(missing)"
+
+
+def _to_float(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None if value is None else float(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+class Coerce(base.Transformer):
+    """Select and type features: numbers as ``float`` (``None`` when missing or not a number),
+    categories as ``str`` (``"(missing)"`` when missing). Stateless; unknown features are dropped.
+
+    >>> Coerce(numeric=("fare",), categorical=("payment_type",)).transform_one(
+    ...     {"fare": "7.25", "payment_type": None, "tips": 1.0})
+    {'fare': 7.25, 'payment_type': '(missing)'}
+    """
+
+    def __init__(self, numeric: Sequence[str] = (), categorical: Sequence[str] = ()) -> None:
+        self.numeric = tuple(numeric)
+        self.categorical = tuple(categorical)
+
+    def transform_one(self, x: dict) -> dict:
+        out: dict[str, Any] = {f: _to_float(x.get(f)) for f in self.numeric}
+        for f in self.categorical:
+            v = x.get(f)
+            out[f] = MISSING_CATEGORY if v is None else str(v)
+        return out
+
+
+class Bucketize(base.Transformer):
+    """Replace numeric features by the index of their bucket (as a category), TFT-style.
+
+    ``boundaries`` maps a feature to sorted edges; ``k`` edges make ``k + 1`` buckets.
+
+    >>> Bucketize({"hour": [6, 12, 18]}).transform_one({"hour": 13.0, "fare": 2.0})
+    {'hour': 'b2', 'fare': 2.0}
+    >>> Bucketize({"hour": [6]}).transform_one({"hour": None})
+    {'hour': '(missing)'}
+    """
+
+    def __init__(self, boundaries: Mapping[str, Sequence[float]]) -> None:
+        self.boundaries = {k: sorted(float(e) for e in v) for k, v in boundaries.items()}
+
+    def transform_one(self, x: dict) -> dict:
+        out = dict(x)
+        for f, edges in self.boundaries.items():
+            v = _to_float(x.get(f))
+            out[f] = MISSING_CATEGORY if v is None else f"b{sum(v >= e for e in edges)}"
+        return out
+
+
+_ESTIMATORS: dict[str, Callable[..., Any]] = {
+    "logistic_regression": linear_model.LogisticRegression,
+    "linear_regression": linear_model.LinearRegression,
+    "hoeffding_tree_classifier": tree.HoeffdingTreeClassifier,
+    "hoeffding_tree_regressor": tree.HoeffdingTreeRegressor,
+}
+
+
+def _estimator(name: str, params: Mapping[str, Any]) -> Any:
+    if name in _ESTIMATORS:
+        return _ESTIMATORS[name](**params)
+    module_name, _, attr = name.rpartition(".")
+    if not module_name.startswith("river."):
+        raise ConfigError(f"unknown estimator {name!r}: use one of {sorted(_ESTIMATORS)} "
+                          "or a dotted river.* class path")
+    return getattr(importlib.import_module(module_name), attr)(**params)
+
+
+def build_from_spec(spec: Mapping[str, Any]) -> Any:
+    """Build a River pipeline from a declarative spec.
+
+    Keys: ``numeric`` (imputed with the running mean, then standard-scaled),
+    ``categorical`` (one-hot, missing is its own category), ``bucketize``
+    (feature → edges; bucketized features become categorical), ``model`` (a short
+    name such as ``logistic_regression`` or a ``river.*`` class path) and
+    ``model_params``.
+
+    >>> m = build_from_spec({"numeric": ["x"], "bucketize": {"h": [12]},
+    ...                      "model": "linear_regression"})
+    >>> type(m).__name__, list(m.steps)[0]
+    ('Pipeline', 'Coerce')
+    """
+    unknown = set(spec) - {"numeric", "categorical", "bucketize", "model", "model_params"}
+    if unknown:
+        raise ConfigError(f"unknown transform spec keys: {sorted(unknown)}")
+    numeric = [str(f) for f in spec.get("numeric", [])]
+    buckets = {str(k): list(v) for k, v in dict(spec.get("bucketize", {})).items()}
+    categorical = [str(f) for f in spec.get("categorical", [])]
+    if not numeric and not categorical and not buckets:
+        raise ConfigError("a transform spec needs numeric, categorical or bucketize features")
+    # Bucketized features are read as numbers, then become categories.
+    prep: Any = Coerce(numeric=numeric + list(buckets), categorical=categorical)
+    if buckets:
+        prep = prep | Bucketize(buckets)
+    parts = []
+    if numeric:
+        imputer = preprocessing.StatImputer(*((f, stats.Mean()) for f in numeric))
+        parts.append(compose.Select(*numeric) | imputer | preprocessing.StandardScaler())
+    cats = categorical + list(buckets)
+    if cats:
+        parts.append(compose.Select(*cats) | preprocessing.OneHotEncoder())
+    union = parts[0] if len(parts) == 1 else compose.TransformerUnion(*parts)
+    model = _estimator(str(spec.get("model", "logistic_regression")),
+                       dict(spec.get("model_params", {})))
+    return prep | union | model
+
+
+def default_label(example: Mapping[str, Any]) -> Any:
+    """The example's ``label`` field."""
+    return example.get("label")
+
+
+def default_features(example: Mapping[str, Any]) -> dict[str, Any]:
+    """The example's ``features`` dict, as is (the model's own preprocessing selects)."""
+    return dict(example.get("features") or {})
+
+
+@dataclass(frozen=True)
+class UserModule:
+    """What a user module provides; missing functions fall back to the defaults.
+
+    >>> um = UserModule(name="inline", build_model=lambda: None)
+    >>> um.label({"label": 1}), um.features({"features": {"a": 1}})
+    (1, {'a': 1})
+    """
+
+    name: str
+    build_model: Callable[[], Any]
+    label: Callable[[Mapping[str, Any]], Any] = default_label
+    features: Callable[[Mapping[str, Any]], dict[str, Any]] = default_features
+
+
+def _import_file(path: Path) -> Any:
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+    name = f"streamml_user_{path.stem}_{digest}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"cannot load module file {str(path)!r}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # so pickles of objects defined there resolve in this process
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def load_module_file(path_or_module: str | Path) -> UserModule:
+    """Load a user module from a ``.py`` path or a dotted module name (TFX ``module_file``).
+
+    >>> um = load_module_file("examples/taxi_module.py")
+    >>> um.label({"features": {"fare": 10.0, "tips": 3.0}})
+    True
+    """
+    text = str(path_or_module)
+    path = Path(text)
+    if text.endswith(".py") or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"module file {text!r} does not exist")
+        module = _import_file(path)
+    else:
+        try:
+            module = importlib.import_module(text)
+        except ImportError as exc:
+            raise ConfigError(f"cannot import user module {text!r}: {exc}") from exc
+    build = getattr(module, "build_model", None)
+    if not callable(build):
+        raise ConfigError(f"user module {text!r} has no build_model() function")
+    return UserModule(
+        name=text,
+        build_model=build,
+        label=getattr(module, "label", default_label),
+        features=getattr(module, "features", default_features),
+    )
+
+
+def resolve_builder(source: ModelSource) -> Callable[[], Any]:
+    """A zero-argument model factory from a module path, a spec dict or a callable.
+
+    >>> resolve_builder({"numeric": ["x"], "model": "linear_regression"})().__class__.__name__
+    'Pipeline'
+    """
+    if isinstance(source, str):
+        return load_module_file(source).build_model
+    if isinstance(source, Mapping):
+        spec = dict(source)
+        return lambda: build_from_spec(spec)
+    if callable(source):
+        return source
+    raise ConfigError(f"not a model source: {source!r}")
