@@ -51,14 +51,23 @@ def cli(ctx: click.Context, broker: str | None, config_file: str | None) -> None
 
 
 def _register() -> None:
-    from streamml.cli import demo, produce, serve, tail, topics, worker
+    from streamml.cli import (
+        archive,
+        connectors,
+        demo,
+        ingest,
+        lineage,
+        produce,
+        query,
+        serve,
+        tail,
+        topics,
+        worker,
+    )
 
-    cli.add_command(topics.command)
-    cli.add_command(produce.command)
-    cli.add_command(tail.command)
-    cli.add_command(worker.command)
-    cli.add_command(demo.command)
-    cli.add_command(serve.command)
+    for module in (demo, topics, produce, tail, connectors, ingest, worker, serve, archive,
+                   query, lineage):
+        cli.add_command(module.command)
 
 
 def main(argv: list[str] | None = None) -> int:

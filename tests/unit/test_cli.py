@@ -22,6 +22,13 @@ COMMANDS = [
     ["tail"],
     ["worker"],
     ["demo"],
+    ["serve"],
+    ["connectors"],
+    ["connectors", "list"],
+    ["ingest"],
+    ["archive"],
+    ["query"],
+    ["lineage"],
 ]
 
 
