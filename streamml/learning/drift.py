@@ -44,8 +44,8 @@ class DriftPolicy(BaseModel):
 
     on_concept_drift: Action | None = "new_challenger"
     detector: Literal["adwin", "page_hinkley"] = "adwin"
-    on_alert: dict[str, Action] = Field(default_factory=lambda: {"DRIFT": "alert",
-                                                                 "SKEW": "alert"})
+    on_alert: dict[str, Action] = Field(
+        default_factory=lambda: dict[str, Action]({"DRIFT": "alert", "SKEW": "alert"}))
     """Alert type → action; ``"*"`` matches any other type."""
     min_severity: Literal["info", "warning", "error"] = "warning"
     cooldown: int = Field(default=500, ge=0)

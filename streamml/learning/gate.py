@@ -114,7 +114,9 @@ def judge(
         cand = metrics_for(metrics, slices, th.slice)
         value = None if cand is None else cand.get(th.metric)
         where = f" on {th.slice}" if th.slice else ""
-        for kind, bound, direction in (("lower", th.lower, "higher"), ("upper", th.upper, "lower")):
+        bounds: tuple[tuple[str, float | None, Literal["higher", "lower"]], ...] = (
+            ("lower", th.lower, "higher"), ("upper", th.upper, "lower"))
+        for kind, bound, direction in bounds:
             if bound is None:
                 continue
             ok = value is not None and math.isfinite(value) and (

@@ -69,7 +69,7 @@ def measure(task: str, pairs: Sequence[tuple[Any, Any]],
         f1 = rmetrics.F1(pos_val=pos_label) if binary else rmetrics.MacroF1()
         for y, proba in pairs:
             proba = proba or {}
-            guess = max(proba, key=proba.get) if proba else None
+            guess: Any = max(proba, key=lambda c: proba[c]) if proba else None
             acc.update(y, guess)
             f1.update(y, guess)
             if binary:
