@@ -25,7 +25,6 @@ TopicPartition(topic='demo.examples', partition=0)
 from __future__ import annotations
 
 import abc
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -42,9 +41,12 @@ class TopicPartition(NamedTuple):
     partition: int
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One record read from a log."""
+class Record(NamedTuple):
+    """One record read from a log (immutable).
+
+    A named tuple rather than a dataclass: readers build millions of them, and
+    ``tuple.__new__`` over zipped columns is about twice as fast.
+    """
 
     topic: str
     partition: int
@@ -59,9 +61,7 @@ class Record:
         return TopicPartition(self.topic, self.partition)
 
 
-_SLOTS: Any = vars(Record)  # the slot descriptors of the frozen dataclass
-_SET = {name: _SLOTS[name].__set__ for name in Record.__slots__}
-_sink: Any = deque(maxlen=0).extend
+_new_tuple: Any = tuple.__new__
 
 
 def records_from_columns(
@@ -76,22 +76,16 @@ def records_from_columns(
 ) -> list[Record]:
     """Build ``n`` records of one partition from columns, fast (hot read paths).
 
-    ``object.__new__`` plus the slot descriptors driven by ``map`` in C: about
-    twice as fast as the frozen dataclass's ``__init__``.
+    ``tuple.__new__`` over zipped columns, driven by ``map`` in C: no Python
+    call per record.
 
     >>> recs = records_from_columns("t", 0, 2, [5, 6], [1, 2], [None, b"k"], [b"a", None])
     >>> [(r.offset, r.key, r.value, r.headers) for r in recs]
     [(5, None, b'a', ()), (6, b'k', None, ())]
     """
-    recs = list(map(object.__new__, repeat(Record, n)))
-    _sink(map(_SET["topic"], recs, repeat(topic, n)))
-    _sink(map(_SET["partition"], recs, repeat(partition, n)))
-    _sink(map(_SET["offset"], recs, offsets))
-    _sink(map(_SET["timestamp_ms"], recs, timestamps))
-    _sink(map(_SET["key"], recs, keys))
-    _sink(map(_SET["value"], recs, values))
-    _sink(map(_SET["headers"], recs, repeat((), n) if headers is None else headers))
-    return recs
+    rows = zip(repeat(topic, n), repeat(partition, n), offsets, timestamps, keys, values,
+               repeat((), n) if headers is None else headers, strict=True)
+    return list(map(_new_tuple, repeat(Record, n), rows))
 
 
 @dataclass(frozen=True, slots=True)
