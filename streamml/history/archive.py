@@ -81,7 +81,7 @@ from streamml.history.layout import (
     snapshots,
     topic_dir,
 )
-from streamml.log.base import Log, Record, TopicPartition
+from streamml.log.base import Log, Record, TopicPartition, records_from_columns
 from streamml.runtime.checkpoint import Checkpoint, CheckpointStore
 
 HOUR_MS = 3_600_000
@@ -146,6 +146,49 @@ def row_bytes(text: str | None, raw: bytes | None) -> bytes | None:
     if raw is not None:
         return raw
     return None if text is None else text.encode("utf-8")
+
+
+def read_records(path: Path, topic: str, *, from_ms: int | None = None,
+                 to_ms: int | None = None, min_offset: int | None = None,
+                 max_offset: int | None = None) -> list[Record]:
+    """The records of one archive file, optionally filtered (offsets inclusive), in offset order.
+
+    Columnar (filtered in Arrow, rows rebuilt column by column): far faster than
+    ``to_pylist()`` of whole rows.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> rs = [Record("t", 0, i, 10 * i, None, b"v%d" % i, (("h", b"x"),)) for i in range(5)]
+    >>> _ = write_atomic(records_table(rs), d / "0-0-4.parquet")
+    >>> read_records(d / "0-0-4.parquet", "t", from_ms=10, max_offset=2) == rs[1:3]
+    True
+    """
+    import pyarrow.compute as pc
+
+    table = pq.read_table(path)
+    mask = None
+    for column, op, bound in (("timestamp", pc.greater_equal, from_ms),
+                              ("timestamp", pc.less, to_ms),
+                              ("offset", pc.greater_equal, min_offset),
+                              ("offset", pc.less_equal, max_offset)):
+        if bound is not None:
+            cond = op(table.column(column), bound)
+            mask = cond if mask is None else pc.and_(mask, cond)
+    if mask is not None:
+        table = table.filter(mask)
+    n = table.num_rows
+    if not n:
+        return []
+    cols = {name: table.column(name).to_pylist() for name in table.column_names}
+    keys = [row_bytes(t, b) for t, b in zip(cols["key"], cols["key_bin"], strict=True)]
+    values = [row_bytes(t, b) for t, b in zip(cols["value"], cols["value_bin"], strict=True)]
+    headers = [tuple((h["key"], h["value"]) for h in hs) if hs else () for hs in cols["headers"]]
+    partitions = set(cols["partition"])
+    if len(partitions) == 1:
+        return records_from_columns(topic, partitions.pop(), n, cols["offset"],
+                                    cols["timestamp"], keys, values, headers)
+    return [Record(topic, p, o, t, k, v, h) for p, o, t, k, v, h in zip(
+        cols["partition"], cols["offset"], cols["timestamp"], keys, values, headers, strict=True)]
 
 
 def write_atomic(table: pa.Table, target: Path) -> bool:
@@ -478,6 +521,7 @@ __all__ = [
     "ArchiveSink",
     "ArchiveStats",
     "apply_retention",
+    "read_records",
     "records_table",
     "row_bytes",
     "snapshot_topic",

@@ -30,11 +30,28 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from streamml.errors import StreamMLError
+
 DEFAULT_HISTORY_DIR = ".streamml-history"
 HISTORY_DIR_ENV = "STREAMML_HISTORY_DIR"
 LINEAGE_DB = "lineage.duckdb"
 
 _FILE_RE = re.compile(r"^(\d+)-(\d+)-(\d+)\.parquet$")
+
+
+class HistoryGap(StreamMLError):
+    """Records that neither the archive nor the log holds any more (retention removed them).
+
+    >>> str(HistoryGap("t", 0, 10, 19))
+    't[0]: offsets 10..19 are neither archived nor on the log (retention removed them)'
+    """
+
+    exit_code = 5
+
+    def __init__(self, topic: str, partition: int, first: int, last: int) -> None:
+        self.topic, self.partition, self.first, self.last = topic, partition, first, last
+        super().__init__(f"{topic}[{partition}]: offsets {first}..{last} are neither archived "
+                         "nor on the log (retention removed them)")
 
 
 def archive_file_name(partition: int, first: int, last: int) -> str:
@@ -100,6 +117,31 @@ def archive_files(root: Path, topic: str) -> list[ArchiveFile]:
             out.append(ArchiveFile(path, topic, *parsed))
     out.sort(key=lambda f: (f.partition, f.first))
     return out
+
+
+def partition_files(root: Path, topic: str) -> dict[int, list[ArchiveFile]]:
+    """:func:`archive_files` grouped by partition (each list by first offset)."""
+    out: dict[int, list[ArchiveFile]] = {}
+    for f in archive_files(root, topic):
+        out.setdefault(f.partition, []).append(f)
+    return out
+
+
+def archived_until(files: list[ArchiveFile], start: int = 0) -> int:
+    """Next offset after the contiguous archived run of one partition that covers ``start``.
+
+    Files must be one partition's, sorted by first offset. A hole in the archive
+    ends the run (what follows it is not "archived up to" anything).
+
+    >>> fs = [ArchiveFile(Path(), "t", 0, a, b) for a, b in [(0, 9), (10, 19), (30, 39)]]
+    >>> archived_until(fs), archived_until(fs, 30), archived_until(fs, 50)
+    (20, 40, 50)
+    """
+    nxt = start
+    for f in files:
+        if f.first <= nxt <= f.last:
+            nxt = f.last + 1
+    return nxt
 
 
 def snapshots(root: Path, topic: str) -> list[tuple[int, Path]]:
