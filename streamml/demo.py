@@ -1,177 +1,176 @@
-"""The main job: replay the bundled taxi CSV as a live stream through a pipeline.
+"""The main job: the taxi pipeline end to end, from a live replay to a served prediction.
 
-For the backbone release the pipeline is two processors (see
-:mod:`streamml.processors.basic`): raw rows → examples → window summaries.
-The replay and the runner interleave in one process, so the demo is
-deterministic and needs nothing but the installed package.
+:func:`run_demo` builds ``examples/taxi_pipeline.py`` (connector → ExampleGen →
+StatisticsGen, SchemaGen, ExampleValidator → Trainer with two challengers →
+Evaluator → Pusher), resets its topics, replays the bundled taxi CSV at
+``rate`` rows/s (a fixed-seed shuffle; event times one simulated second
+apart; from halfway, fare and tips ×1.5 and a new payment type), runs it in
+this process on the given log, then starts a :class:`~streamml.serving.ModelServer`
+on a free port and asks it for one prediction over REST.
 
->>> import tempfile
->>> from streamml.log.embedded import EmbeddedLog
->>> with EmbeddedLog(tempfile.mkdtemp()) as log:
-...     summary = run_demo(log, DemoConfig(rows=120, window=50))
->>> summary.produced, summary.examples, summary.windows, summary.dead_letters
-(120, 120, 2, 0)
+When no ``signing_key`` is configured a random demo key is generated for the
+run (``DemoSummary.generated_key``): models are still signed and verified.
+
+>>> DemoConfig().rate, DemoConfig().pipeline
+(1000.0, 'demo')
 """
 
 from __future__ import annotations
 
-import csv
+import json
+import secrets
 import time
-from collections.abc import Callable, Iterator
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from streamml import serde
-from streamml.log.base import Log, TopicPartition, TopicSpec
-from streamml.processors.basic import ToExample, WindowMeans
-from streamml.runtime.runner import ProcessorStats, Runner
+from pydantic import SecretStr
 
-TAXI_EVENT_TIME = "trip_start_timestamp"
+from streamml.errors import ConfigError
+from streamml.log.base import Log
+from streamml.pipeline import Pipeline, PipelineRun, RunProgress, load_pipeline, reset_topics
+from streamml.pipeline.status import PipelineView, TopicWatcher
+from streamml.settings import Settings
 
-
-def taxi_csv() -> Path:
-    """Path of the bundled Chicago taxi CSV (see ``streamml/data/PROVENANCE.md``)."""
-    return Path(str(resources.files("streamml") / "data" / "taxi.csv"))
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
+TAXI_PIPELINE = EXAMPLES_DIR / "taxi_pipeline.py"
+#: The instance the demo sends to the model server.
+DEMO_INSTANCE: dict[str, Any] = {
+    "fare": 23.25, "trip_miles": 7.1, "trip_seconds": 1260, "trip_start_hour": 18,
+    "trip_start_day": 5, "trip_start_month": 6, "payment_type": "Credit Card",
+    "company": "Flash Cab", "pickup_community_area": 8, "dropoff_community_area": 32,
+}
 
 
 @dataclass(frozen=True)
 class DemoConfig:
+    """What the demo replays and how fast."""
+
     pipeline: str = "demo"
-    rows: int | None = None  # None: the whole file
-    rate: float = 0.0  # rows per second; 0 = as fast as the pipeline goes
+    rows: int | None = None
+    rate: float = 1000.0
+    """Rows per second (0: as fast as the pipeline goes)."""
     window: int = 1000
-    chunk: int = 500
-    source: Path = field(default_factory=taxi_csv)
-    hmac_key: bytes | None = None  # checkpoint HMAC key (setting checkpoint_key)
+    batch_size: int = 250
+    serve: bool = True
 
 
 @dataclass
-class DemoProgress:
-    """What the live display shows; updated after every chunk."""
+class DemoUpdate:
+    """A progress snapshot for live displays."""
 
-    produced: int = 0
-    elapsed_s: float = 0.0
-    processors: list[ProcessorStats] = field(default_factory=list)
-    last_window: dict[str, Any] | None = None
+    progress: RunProgress
+    view: PipelineView
+    drift_row: int | None
+    total_rows: int
 
 
 @dataclass
 class DemoSummary:
-    produced: int
-    examples: int
-    windows: int
-    dead_letters: int
+    pipeline: str
     elapsed_s: float
-    processors: list[ProcessorStats]
-    last_window: dict[str, Any] | None
+    rows: int
+    drift_row: int | None
+    drift: str
+    generated_key: bool
+    progress: RunProgress
+    view: PipelineView
     topics: dict[str, int]
+    prediction: dict[str, Any] | None = None
+    predict_url: str | None = None
+    instance: dict[str, Any] = field(default_factory=lambda: dict(DEMO_INSTANCE))
+
+    @property
+    def best_auc(self) -> float | None:
+        aucs = [e["metrics"].get("roc_auc") for e in self.view.blessed]
+        aucs = [a for a in aucs if a is not None]
+        return max(aucs) if aucs else None
 
 
-def read_rows(path: Path, limit: int | None) -> Iterator[tuple[int, dict[str, str]]]:
-    """Yield ``(event_time_ms, row)``; the event time comes from the taxi timestamp column."""
-    with path.open(newline="", encoding="utf-8") as fh:
-        for i, row in enumerate(csv.DictReader(fh)):
-            if limit is not None and i >= limit:
-                return
-            stamp = row.get(TAXI_EVENT_TIME) or ""
-            yield (int(stamp) * 1000 if stamp.isdigit() else int(time.time() * 1000)), row
+def demo_settings(settings: Settings) -> tuple[Settings, bool]:
+    """``settings`` with a signing key: the configured one, or a fresh random demo key."""
+    if settings.signing_key is not None and settings.signing_key.get_secret_value():
+        return settings, False
+    key = SecretStr("demo-" + secrets.token_hex(16))
+    return settings.model_copy(update={"signing_key": key}), True
 
 
-def demo_topics(pipeline: str) -> list[str]:
-    return [f"{pipeline}.{role}" for role in ("raw", "examples", "statistics", "deadletter",
-                                                "checkpoints")]
+def build_demo_pipeline(settings: Settings, config: DemoConfig) -> Pipeline:
+    if not TAXI_PIPELINE.is_file():
+        raise ConfigError(f"the demo pipeline {TAXI_PIPELINE} is missing (run the demo "
+                          "from a source checkout: make demo)")
+    return load_pipeline(str(TAXI_PIPELINE), settings, name=config.pipeline, rows=config.rows,
+                         rate=config.rate or None, window=config.window,
+                         batch_size=config.batch_size)
 
 
-def reset_pipeline(log: Log, pipeline: str) -> None:
-    """Delete the demo's topics so every run starts from an empty pipeline."""
-    for topic in demo_topics(pipeline):
-        if log.topic_exists(topic):
-            log.delete_topic(topic)
+def predict(url: str, instance: dict[str, Any], timeout_s: float = 10.0) -> dict[str, Any]:
+    """POST ``{"instances": [instance]}`` to a TF Serving style ``:predict`` URL."""
+    body = json.dumps({"instances": [instance]}).encode()
+    request = urllib.request.Request(  # noqa: S310
+        url, body, {"Content-Type": "application/json"})
+    if not url.startswith("http://"):
+        raise ConfigError(f"not an http URL: {url}")
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
+        return dict(json.load(response))
 
 
-def _last_window(log: Log, topic: str) -> dict[str, Any] | None:
-    if not log.topic_exists(topic):
-        return None
-    info = log.describe_topic(topic)
-    with log.consumer() as consumer:
-        tps = [TopicPartition(topic, p.partition) for p in info.partitions if p.end_offset]
-        if not tps:
-            return None
-        consumer.assign(tps)
-        for p in info.partitions:
-            if p.end_offset:
-                consumer.seek(TopicPartition(topic, p.partition), p.end_offset - 1)
-        records = consumer.poll(timeout_s=1.0)
-    latest = max(records, key=lambda r: r.timestamp_ms, default=None)
-    return None if latest is None else serde.decode(latest.value)
+def serve_one_prediction(log: Log, pipeline: str, key: bytes, model: str,
+                         instance: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Start a model server on a free port, wait for ``model``, predict ``instance``."""
+    from streamml.serving.server import ModelServer
+
+    with ModelServer(log, pipeline, signing_key=key, port=0) as server:
+        server.wait_ready(timeout_s=30.0)
+        url = f"http://127.0.0.1:{server.port}/v1/models/{model}:predict"
+        deadline = time.monotonic() + 30.0
+        while True:
+            try:
+                return url, predict(url, instance)
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
 
-def run_demo(
-    log: Log,
-    config: DemoConfig | None = None,
-    on_progress: Callable[[DemoProgress], None] | None = None,
-) -> DemoSummary:
-    """Replay the taxi CSV into ``<p>.raw`` and run the pipeline until it is drained."""
+def run_demo(log: Log, settings: Settings, config: DemoConfig | None = None,
+             on_update: Callable[[DemoUpdate], None] | None = None) -> DemoSummary:
+    """Run the demo on ``log`` (see the module docstring) and return its summary."""
     cfg = config or DemoConfig()
-    p = cfg.pipeline
-    reset_pipeline(log, p)
-    raw = f"{p}.raw"
-    log.create_topic(TopicSpec(name=raw, partitions=1))
-    processors = [
-        ToExample(raw, f"{p}.examples", source=cfg.source.name),
-        WindowMeans(f"{p}.examples", f"{p}.statistics", window=cfg.window),
-    ]
-    progress = DemoProgress()
+    settings, generated = demo_settings(settings)
+    pipeline = build_demo_pipeline(settings, cfg)
+    source = pipeline.connectors[0].source
+    reset_topics(log, pipeline)
     started = time.monotonic()
-    runner = Runner(log, processors, p, checkpoint_every_records=2000, poll_timeout_s=0.0,
-                    hmac_key=cfg.hmac_key)
-    with runner, log.producer() as producer:
-        chunk: list[bytes] = []
-        stamps: list[int] = []
+    watcher = TopicWatcher(log, pipeline.name)
+    run = PipelineRun(pipeline, log)
+    try:
+        with run:
+            total = getattr(source, "rows", 0)
+            drift_row = getattr(source, "drift_row", None)
 
-        def ship() -> None:
-            for value, stamp in zip(chunk, stamps, strict=True):
-                producer.send(raw, value, timestamp_ms=stamp)
-            producer.flush()
-            progress.produced += len(chunk)
-            chunk.clear()
-            stamps.clear()
-            while runner.step():
-                pass
-            progress.elapsed_s = time.monotonic() - started
-            progress.processors = runner.stats()
-            if on_progress:
-                on_progress(progress)
-            if cfg.rate > 0:
-                ahead = progress.produced / cfg.rate - (time.monotonic() - started)
-                if ahead > 0:
-                    time.sleep(ahead)
+            def report(progress: RunProgress) -> None:
+                if on_update is not None:
+                    on_update(DemoUpdate(progress, watcher.poll(), drift_row, total))
 
-        for stamp, row in read_rows(cfg.source, cfg.rows):
-            chunk.append(serde.encode(row))
-            stamps.append(stamp)
-            if len(chunk) >= cfg.chunk:
-                ship()
-        if chunk:
-            ship()
-        runner.run_until_idle(idle_s=0.2)
-        stats = runner.stats()
-    progress.processors = stats
-    progress.last_window = _last_window(log, f"{p}.statistics")
-    progress.elapsed_s = time.monotonic() - started
-    if on_progress:
-        on_progress(progress)
-    topics = {t: log.describe_topic(t).records for t in demo_topics(p) if log.topic_exists(t)}
-    by_name = {s.name: s for s in stats}
-    return DemoSummary(
-        produced=progress.produced,
-        examples=by_name["to_example"].emitted,
-        windows=by_name["window_means"].emitted,
-        dead_letters=sum(s.dead_letters for s in stats),
-        elapsed_s=progress.elapsed_s,
-        processors=stats,
-        last_window=progress.last_window,
-        topics=topics,
+            progress = run.run_until_done(idle_s=0.8, on_progress=report, every_s=0.125)
+        view = watcher.catch_up()
+    finally:
+        watcher.close()
+    summary = DemoSummary(
+        pipeline=pipeline.name, elapsed_s=0.0, rows=progress.ingested, drift_row=drift_row,
+        drift=getattr(getattr(source, "drift", None), "describe", lambda: "none")(),
+        generated_key=generated, progress=progress, view=view,
+        topics={t: log.describe_topic(t).records for t in pipeline.topics
+                if log.topic_exists(t)},
     )
+    if cfg.serve and view.models:
+        assert settings.signing_key is not None
+        key = settings.signing_key.get_secret_value().encode()
+        model = str(view.models[-1]["name"])
+        summary.predict_url, summary.prediction = serve_one_prediction(
+            log, pipeline.name, key, model, summary.instance)
+    summary.elapsed_s = time.monotonic() - started
+    return summary

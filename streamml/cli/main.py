@@ -58,15 +58,19 @@ def _register() -> None:
         ingest,
         lineage,
         produce,
+        promote,
         query,
+        replay,
+        run,
         serve,
+        status,
         tail,
         topics,
         worker,
     )
 
-    for module in (demo, topics, produce, tail, connectors, ingest, worker, serve, archive,
-                   query, lineage):
+    for module in (demo, run, status, topics, produce, tail, connectors, ingest, worker, serve,
+                   archive, query, lineage, replay, promote):
         cli.add_command(module.command)
 
 

@@ -29,6 +29,10 @@ COMMANDS = [
     ["archive"],
     ["query"],
     ["lineage"],
+    ["replay"],
+    ["promote"],
+    ["run"],
+    ["status"],
 ]
 
 
