@@ -52,6 +52,7 @@ def cli(ctx: click.Context, broker: str | None, config_file: str | None) -> None
 
 def _register() -> None:
     from streamml.cli import (
+        alerts,
         archive,
         connectors,
         demo,
@@ -62,15 +63,18 @@ def _register() -> None:
         query,
         replay,
         run,
+        schema,
         serve,
+        stats,
         status,
         tail,
         topics,
+        validate,
         worker,
     )
 
-    for module in (demo, run, status, topics, produce, tail, connectors, ingest, worker, serve,
-                   archive, query, lineage, replay, promote):
+    for module in (demo, run, status, topics, produce, tail, connectors, ingest, stats, schema,
+                   validate, alerts, worker, serve, archive, query, lineage, replay, promote):
         cli.add_command(module.command)
 
 

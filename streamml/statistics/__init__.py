@@ -6,6 +6,8 @@ Modules, one job each:
   :mod:`~streamml.statistics.topk` — the sketches (quantiles, distinct count,
   frequent values), each mergeable and JSON-serializable with a documented bound;
 * :mod:`~streamml.statistics.columns` — micro-batch → typed columns (pyarrow);
+* :mod:`~streamml.statistics.batch` — one micro-batch of examples as columns, built
+  once and shared by StatisticsGen and the ExampleValidator's vectorized checks;
 * :mod:`~streamml.statistics.numeric`, :mod:`~streamml.statistics.categorical`,
   :mod:`~streamml.statistics.feature`, :mod:`~streamml.statistics.dataset` —
   TFDV-style create/add/merge/extract accumulators;

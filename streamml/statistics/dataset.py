@@ -24,7 +24,7 @@ from typing import Any, TypeAlias
 import pyarrow as pa
 
 from streamml.payloads.statistics import FeatureStatistics, StatisticsWindow
-from streamml.statistics.columns import columns_from_rows, columns_from_table
+from streamml.statistics.columns import Column, columns_from_rows, columns_from_table
 from streamml.statistics.feature import FeatureAccumulator
 from streamml.statistics.options import StatisticsOptions
 
@@ -60,6 +60,10 @@ class StatisticsAccumulator:
             columns, n = columns_from_table(batch), batch.num_rows
         else:
             columns, n = columns_from_rows(batch), len(batch)
+        self.add_columns(columns, n)
+
+    def add_columns(self, columns: Mapping[str, Column], n: int) -> None:
+        """Add ``n`` examples given as typed columns (e.g. from an ``ExampleBatch``)."""
         if n == 0:
             return
         for name, col in columns.items():

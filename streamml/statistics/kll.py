@@ -36,6 +36,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -59,6 +60,14 @@ def rank_error_bound(k: int) -> float:
     0.0068
     """
     return 2.296 / k**0.9723
+
+
+@functools.lru_cache(maxsize=256)
+def _capacities(k: int, num_levels: int) -> tuple[tuple[int, ...], int]:
+    """Capacity of each level of a ``num_levels``-level sketch, and their sum."""
+    caps = tuple(max(_MIN_CAPACITY, math.ceil(k * _C ** (num_levels - 1 - h)))
+                 for h in range(num_levels))
+    return caps, sum(caps)
 
 
 class KLLSketch:
@@ -85,8 +94,7 @@ class KLLSketch:
 
     # -- building -----------------------------------------------------------------
     def _capacity(self, h: int) -> int:
-        depth = len(self.levels) - 1 - h
-        return max(_MIN_CAPACITY, math.ceil(self.k * _C**depth))
+        return _capacities(self.k, len(self.levels))[0][h]
 
     @property
     def num_retained(self) -> int:
@@ -94,7 +102,7 @@ class KLLSketch:
         return sum(len(level) for level in self.levels)
 
     def _max_size(self) -> int:
-        return sum(self._capacity(h) for h in range(len(self.levels)))
+        return _capacities(self.k, len(self.levels))[1]
 
     def update(self, values: np.ndarray | Sequence[float]) -> None:
         """Add values (all must be finite; callers filter NaN/Inf)."""
@@ -130,9 +138,13 @@ class KLLSketch:
         return splitmix64_int(self._coins ^ (bits * 31 + h)) & 1
 
     def _compress(self) -> None:
-        while self.num_retained > self._max_size():
-            for h in range(len(self.levels)):
-                if len(self.levels[h]) >= self._capacity(h):
+        levels = self.levels
+        while True:
+            caps, total = _capacities(self.k, len(levels))
+            if sum(map(len, levels)) <= total:
+                return
+            for h, cap in enumerate(caps):
+                if len(levels[h]) >= cap:
                     self._compact(h)
                     break
 

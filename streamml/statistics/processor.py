@@ -18,10 +18,15 @@ Reads examples, keeps one accumulator per open window and split, and publishes
   optional ``schema_topic``.
 
 Each micro-batch is cut into *pieces* (same split, count window and time
-window); each piece is accumulated once with pyarrow/numpy and then merged
-into the windows it belongs to, so several window kinds cost little more than
-one. Output keys and ``created_at`` (the highest log timestamp of the window's
-inputs) are deterministic; ``snapshot()`` holds every open accumulator as JSON.
+window) with numpy — window assignment, lateness against the running
+watermark, and each piece's offsets and event-time extent are computed once
+per batch, not per example; the features become columns once per batch
+(:class:`~streamml.statistics.batch.ExampleBatch`, shared with an
+ExampleValidator handed the same batch); each piece is accumulated once with
+pyarrow/numpy and then merged into the windows it belongs to, so several
+window kinds cost little more than one. Output keys and ``created_at`` (the
+highest log timestamp of the window's inputs) are deterministic; ``snapshot()``
+holds every open accumulator as JSON.
 
 >>> from streamml.processors.base import Message
 >>> gen = StatisticsGen("demo.examples", "demo.statistics", count_window=2,
@@ -41,18 +46,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
+import numpy as np
+
 from streamml.processors.base import Emit, Message, Processor, State
+from streamml.statistics.batch import ExampleBatch
 from streamml.statistics.options import StatisticsOptions
 from streamml.statistics.windows import (
     OpenWindow,
     count_window_id,
     cumulative_window_id,
     time_window_id,
-    time_window_start,
 )
 
 SplitMode = Literal["each", "all", "both"]
 _STATE_VERSION = 1
+_NO_WATERMARK = np.iinfo(np.int64).min
 
 
 class _SplitState:
@@ -147,61 +155,97 @@ class StatisticsGen(Processor):
 
     def process(self, batch: Sequence[Message]) -> Iterable[Emit]:
         out: list[Emit] = []
-        # piece key: (split, count index or -1, time start or -1) -> (rows, piece window)
-        pieces: dict[tuple[str, int, int], tuple[list[Mapping[str, Any]], OpenWindow]] = {}
-        closed_counts: list[tuple[str, int]] = []
+        if self.schema_topic is None:
+            return self._examples(batch)
+        run: list[Message] = []
         for msg in batch:
-            value = msg.value if isinstance(msg.value, Mapping) else {}
-            if self.schema_topic is not None and msg.topic == self.schema_topic:
-                version = value.get("version")
-                if isinstance(version, int) and version != self.schema_version:
-                    out.extend(self._flush(pieces, closed_counts))
-                    pieces, closed_counts = {}, []
-                    out.extend(self._new_schema_version(version))
+            if msg.topic != self.schema_topic:
+                run.append(msg)
                 continue
-            features = value.get("features")
-            features = features if isinstance(features, Mapping) else {}
-            event_ms = value.get("event_time")
-            if not isinstance(event_ms, int) or isinstance(event_ms, bool):
-                event_ms = msg.timestamp_ms
-            tstart = -1
-            if self.time_window_ms is not None:
-                tstart = time_window_start(event_ms, self.time_window_ms)
-                if self.watermark_ms is not None and tstart + self.time_window_ms \
-                        <= self.watermark_ms:
-                    self.late += 1
-                    tstart = -1
-            for split in self._split_keys(value):
-                st = self.state.get(split)
-                if st is None:
-                    st = self.state[split] = _SplitState()
-                cidx = -1
-                if self.count_window is not None:
-                    cidx = st.count_index
-                    st.count_seen += 1
-                    if st.count_seen == self.count_window:
-                        closed_counts.append((split, cidx))
-                        st.count_index += 1
-                        st.count_seen = 0
-                key = (split, cidx, tstart)
-                piece = pieces.get(key)
-                if piece is None:
-                    piece = pieces[key] = ([], self._window("count", "piece"))
-                piece[0].append(features)
-                piece[1].observe(msg.topic, msg.partition, msg.offset, msg.timestamp_ms,
-                                 event_ms)
-            if self.time_window_ms is not None:
-                mark = event_ms - self.allowed_lateness_ms
-                if self.watermark_ms is None or mark > self.watermark_ms:
-                    self.watermark_ms = mark
-        out.extend(self._flush(pieces, closed_counts))
+            value = msg.value if isinstance(msg.value, Mapping) else {}
+            version = value.get("version")
+            if isinstance(version, int) and version != self.schema_version:
+                out.extend(self._examples(run))
+                run = []
+                out.extend(self._new_schema_version(version))
+        out.extend(self._examples(run if len(run) < len(batch) else batch))
         return out
 
-    def _flush(self, pieces: dict[tuple[str, int, int], tuple[list[Mapping[str, Any]],
-                                                              OpenWindow]],
+    def _split_indices(self, splits: list[Any]) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        mode = self.splits
+        for i, split in enumerate(splits):
+            split = split if isinstance(split, str) and split else "all"
+            if mode == "all" or split == "all":
+                out.setdefault("all", []).append(i)
+            else:
+                out.setdefault(split, []).append(i)
+                if mode == "both":
+                    out.setdefault("all", []).append(i)
+        return out
+
+    def _examples(self, msgs: Sequence[Message]) -> list[Emit]:
+        """Cut a run of examples into pieces with numpy, accumulate each piece once, flush."""
+        if not msgs:
+            return []
+        b = ExampleBatch.of_messages(msgs)
+        n = b.n
+        tstart = np.full(n, -1, dtype=np.int64)
+        if self.time_window_ms is not None:
+            size = self.time_window_ms
+            ev = b.event_ms
+            marks = np.maximum.accumulate(ev - self.allowed_lateness_ms)
+            wm0 = self.watermark_ms if self.watermark_ms is not None else _NO_WATERMARK
+            before = np.empty(n, dtype=np.int64)
+            before[0] = wm0
+            np.maximum(marks[:-1], wm0, out=before[1:])
+            starts = ev - ev % size
+            late = (starts + size <= before) & (before != _NO_WATERMARK)
+            self.late += int(np.count_nonzero(late))
+            tstart = np.where(late, -1, starts)
+            self.watermark_ms = max(wm0, int(marks[-1]))
+        pieces: list[tuple[int, str, int, int, np.ndarray]] = []
+        closed: list[tuple[int, str, int]] = []
+        for split, members in self._split_indices(b.splits).items():
+            idx = np.asarray(members, dtype=np.int64)
+            st = self.state.get(split)
+            if st is None:
+                st = self.state[split] = _SplitState()
+            cidx = np.full(idx.size, -1, dtype=np.int64)
+            if self.count_window is not None:
+                cw = self.count_window
+                ranks = np.arange(idx.size, dtype=np.int64) + st.count_seen
+                cidx = st.count_index + ranks // cw
+                for j in np.nonzero((ranks + 1) % cw == 0)[0].tolist():
+                    closed.append((int(idx[j]), split, int(cidx[j])))
+                total = st.count_seen + idx.size
+                st.count_index += total // cw
+                st.count_seen = total % cw
+            t = tstart[idx]
+            if cidx[0] == cidx[-1] and t.min() == t.max():
+                pieces.append((int(idx[0]), split, int(cidx[0]), int(t[0]), idx))
+                continue
+            keys = np.stack([cidx, t], axis=1)
+            uniq, first, inverse = np.unique(keys, axis=0, return_index=True,
+                                             return_inverse=True)
+            inverse = inverse.reshape(-1)
+            for k in range(len(uniq)):
+                sel = idx[inverse == k]
+                pieces.append((int(idx[first[k]]), split, int(uniq[k, 0]), int(uniq[k, 1]), sel))
+        pieces.sort(key=lambda p: p[0])
+        closed.sort()
+        filled = []
+        for _, split, ci, ts, sel in pieces:
+            piece = self._window("count", "piece")
+            piece.accumulator.add_columns(b.columns(sel), int(sel.size))
+            piece.observe_many(b.topic, b.partition[sel], b.offset[sel], b.log_ms[sel],
+                               b.event_ms[sel])
+            filled.append((split, ci, ts, piece))
+        return self._flush(filled, [(split, ci) for _, split, ci in closed])
+
+    def _flush(self, pieces: list[tuple[str, int, int, OpenWindow]],
                closed_counts: list[tuple[str, int]]) -> list[Emit]:
-        for (split, cidx, tstart), (rows, piece) in pieces.items():
-            piece.accumulator.add_batch(rows)
+        for split, cidx, tstart, piece in pieces:
             st = self.state[split]
             if cidx >= 0 and self.count_window is not None:
                 target = st.counts.get(cidx)

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import numpy as np
+
 from streamml.payloads.base import OffsetRange, TimeRange
 from streamml.payloads.statistics import StatisticsWindow, Window
 from streamml.statistics.dataset import StatisticsAccumulator
@@ -98,6 +100,33 @@ class OpenWindow:
         self.max_event_ms = event_ms if self.max_event_ms is None else max(self.max_event_ms,
                                                                            event_ms)
         self.max_log_ms = max(self.max_log_ms, log_ms)
+
+    def observe_many(self, topic: str, partition: np.ndarray, offset: np.ndarray,
+                     log_ms: np.ndarray, event_ms: np.ndarray) -> None:
+        """:meth:`observe` for arrays of examples (one numpy pass per partition).
+
+        >>> w = OpenWindow(kind="count", window_id="piece")
+        >>> w.observe_many("t", np.array([0, 1, 0]), np.array([5, 9, 3]), np.array([1, 2, 3]),
+        ...                np.array([7, 8, 6]))
+        >>> w.offsets, w.min_event_ms, w.max_event_ms, w.max_log_ms
+        ({'t/0': [3, 6], 't/1': [9, 10]}, 6, 8, 3)
+        """
+        if offset.size == 0:
+            return
+        parts = np.unique(partition)
+        for part in parts.tolist():
+            offs = offset if parts.size == 1 else offset[partition == part]
+            lo, hi = int(offs.min()), int(offs.max()) + 1
+            key = f"{topic}/{part}"
+            span = self.offsets.get(key)
+            if span is None:
+                self.offsets[key] = [lo, hi]
+            else:
+                span[0], span[1] = min(span[0], lo), max(span[1], hi)
+        lo_e, hi_e = int(event_ms.min()), int(event_ms.max())
+        self.min_event_ms = lo_e if self.min_event_ms is None else min(self.min_event_ms, lo_e)
+        self.max_event_ms = hi_e if self.max_event_ms is None else max(self.max_event_ms, hi_e)
+        self.max_log_ms = max(self.max_log_ms, int(log_ms.max()))
 
     def merge(self, other: OpenWindow) -> None:
         """Fold another window's examples in (accumulator, offsets and extents)."""

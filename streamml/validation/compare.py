@@ -12,7 +12,8 @@
   ``COMPARATOR_L_INFTY_HIGH``, and PSI (``DRIFT``/``SKEW`` with metric ``psi``);
 * **presence drop** — ``FEATURE_TYPE_LOW_FRACTION_PRESENT`` by a one-sided
   two-proportion test; ``SCHEMA_MISSING_COLUMN`` when a feature present in the
-  reference has no value at all in a window of at least ``min_count`` examples;
+  reference has no value at all in a window of at least ``min_count`` examples
+  (whether its key is absent or its values are all missing);
 * **dataset size** — ``DATASET_HIGH_NUM_EXAMPLES``/``DATASET_LOW_NUM_EXAMPLES``
   when the window is ``size_ratio`` times larger/smaller (for time windows;
   count windows have a fixed size) and a binomial test agrees.
@@ -74,9 +75,16 @@ def _counts(acc: StatisticsAccumulator, name: str) -> dict[str, float]:
 def compare_statistics(ref: StatisticsAccumulator, cur: StatisticsAccumulator,
                        config: DriftConfig, kind: str = "DRIFT",
                        rank_error: float = 0.01) -> list[WindowFinding]:
-    """Findings of ``cur`` against ``ref`` (see module docs), sorted by feature."""
+    """Findings of ``cur`` against ``ref`` (see module docs): dropped columns first, then
+    the other features sorted by name."""
     out: list[WindowFinding] = []
     opts = cur.options
+    for name in sorted(set(ref.features) - set(cur.features)):  # the column was dropped
+        fr = ref.features[name]
+        if fr.present >= config.min_count and cur.num_examples >= config.min_count:
+            out.append(WindowFinding("SCHEMA_MISSING_COLUMN", name, "presence", 0.0,
+                                     fr.present / ref.num_examples,
+                                     f"{name!r} is absent from the window", "error"))
     for name in sorted(set(ref.features) & set(cur.features)):
         fr, fc = ref.features[name], cur.features[name]
         # presence

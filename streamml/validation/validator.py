@@ -5,8 +5,12 @@ Inputs: ``<p>.examples``, and optionally ``<p>.schema`` (the latest
 (``StatisticsWindow`` records published *with sketches* by StatisticsGen).
 
 **Per example** every example is checked against the schema
-(:mod:`~streamml.validation.checks`). Policy ``flag`` lets it pass and raises
-alerts; policy ``quarantine`` also sends every example with a finding to
+(:mod:`~streamml.validation.checks`): each micro-batch is screened column by
+column with pyarrow/numpy (:meth:`~streamml.validation.checks.SchemaChecker.check_batch`,
+columns shared with StatisticsGen through
+:class:`~streamml.statistics.batch.ExampleBatch`), and only failing examples —
+and those closing an example window — are handled one by one. Policy ``flag``
+lets it pass and raises alerts; policy ``quarantine`` also sends every example with a finding to
 ``<p>.deadletter`` (``DeadLetter`` with reason ``quarantined`` and the findings
 as detail). ``passed`` + ``quarantined`` always equals the examples read; with
 ``validated_topic`` set, passed examples are forwarded there. Findings are
@@ -51,6 +55,7 @@ from streamml.payloads.deadletter import DeadLetter
 from streamml.payloads.schema import SchemaVersion
 from streamml.payloads.statistics import StatisticsWindow
 from streamml.processors.base import Emit, Message, Processor, State
+from streamml.statistics.batch import ExampleBatch
 from streamml.statistics.dataset import StatisticsAccumulator
 from streamml.validation.alerts import AlertBook
 from streamml.validation.checks import Finding, SchemaChecker
@@ -110,28 +115,53 @@ class ExampleValidator(Processor):
     def process(self, batch: Sequence[Message]) -> Iterable[Emit]:
         out: list[Emit] = []
         now = max((m.timestamp_ms for m in batch), default=0)
+        run: list[Message] = []
         for m in batch:
-            if m.topic == self.schema_topic:
-                self.current_schema = SchemaVersion.model_validate(m.value)
-                self._checker = SchemaChecker(self.current_schema)
-            elif m.topic == self.statistics_topic:
-                out.extend(self._window(StatisticsWindow.model_validate(m.value), m))
+            if m.topic == self.schema_topic or m.topic == self.statistics_topic:
+                out.extend(self._examples(run))
+                run = []
+                if m.topic == self.schema_topic:
+                    self.current_schema = SchemaVersion.model_validate(m.value)
+                    self._checker = SchemaChecker(self.current_schema)
+                else:
+                    out.extend(self._window(StatisticsWindow.model_validate(m.value), m))
             else:
-                out.extend(self._example(m))
+                run.append(m)
+        out.extend(self._examples(run if len(run) < len(batch) else batch))
         out.extend(Emit(self.anomalies_topic, a.to_json(), key=a.id, timestamp_ms=now)
                    for a in self.alerts.flush())
         return out
 
-    def _example(self, m: Message) -> list[Emit]:
+    def _examples(self, msgs: Sequence[Message]) -> list[Emit]:
+        """Screen a run of examples column-wise; handle only failing and window-closing ones."""
+        if not msgs:
+            return []
+        b = ExampleBatch.of_messages(msgs)
+        found = self._checker.check_batch(b) if self._checker is not None else {}
+        ew = self.example_window
+        closing = range(ew - 1 - self.seen % ew, b.n, ew)
+        events = sorted(set(found).union(closing)) if found else list(closing)
+        out: list[Emit] = []
+        prev = 0
+        for i in [*events, b.n]:
+            if i > prev:  # clean examples, no example window closes among them
+                self.passed += i - prev
+                self.seen += i - prev
+                if self.validated_topic:
+                    out.extend(Emit(self.validated_topic, m.value, key=m.key,
+                                    timestamp_ms=m.timestamp_ms) for m in msgs[prev:i])
+            if i < b.n:
+                m = msgs[i]
+                out.extend(self._example(m, b.ids[i], int(b.event_ms[i]), found.get(i, [])))
+            prev = i + 1
+        return out
+
+    def _example(self, m: Message, eid: str, event_ms: int,
+                 findings: list[Finding]) -> list[Emit]:
         value = m.value if isinstance(m.value, dict) else {}
-        eid = str(value.get("id") or m.key or f"{m.topic}:{m.partition}:{m.offset}")
-        event_ms = int(value.get("event_time", m.timestamp_ms))
         index = self.seen // self.example_window
         self.seen += 1
         out: list[Emit] = []
-        findings: list[Finding] = []
-        if self._checker is not None:
-            findings = self._checker.check(eid, value.get("features") or {})
         version = self.current_schema.version if self.current_schema else None
         for f in findings:
             cause = f"example/{f.kind}/{f.feature}"

@@ -33,6 +33,11 @@ COMMANDS = [
     ["promote"],
     ["run"],
     ["status"],
+    ["stats"],
+    ["schema"],
+    ["schema", "infer"],
+    ["validate"],
+    ["alerts"],
 ]
 
 

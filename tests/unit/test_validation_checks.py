@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streamml.payloads.schema import FeatureSpec, SchemaVersion
 from streamml.statistics import StatisticsAccumulator
-from streamml.validation.checks import check_example
+from streamml.statistics.batch import ExampleBatch
+from streamml.validation.checks import SchemaChecker, check_example
 from streamml.validation.schema import (
     evolve,
     infer_schema,
@@ -100,3 +103,27 @@ def test_evolution_new_column_category_and_type_change() -> None:
     assert v2.features["trips"].type == "string"
     assert "Mobile" in (v2.features["pay"].domain or [])
     assert schema_changes(v2, acc) == []
+
+
+_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-20, 2000),
+    st.floats(allow_nan=True, allow_infinity=True, width=64),
+    st.sampled_from(["Cash", "Credit Card", "Bitcoin", "NaN", "Infinity", "x", ""]),
+    st.lists(st.one_of(st.integers(0, 5), st.sampled_from(["Cash", "y"])), max_size=2),
+)
+_ROWS = st.lists(st.dictionaries(st.sampled_from([*SCHEMA.features, "tolls"]), _VALUES),
+                 min_size=1, max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=_ROWS, uniform=st.sampled_from([None, "fare", "trips", "pay", "flag"]))
+def test_vectorized_batch_check_equals_checking_each_example(rows: list[dict],
+                                                             uniform: str | None) -> None:
+    if uniform is not None:  # make one column clean-typed, so the arrow fast path is taken
+        fill = {"fare": 1.5, "trips": 3, "pay": "Cash", "flag": False}[uniform]
+        for i, r in enumerate(rows):
+            r[uniform] = None if i % 3 == 0 else (fill if i % 2 else r.get(uniform, fill))
+    ids = [f"e{i}" for i in range(len(rows))]
+    checker = SchemaChecker(SCHEMA)
+    expected = {i: f for i, r in enumerate(rows) if (f := checker.check(ids[i], r))}
+    assert checker.check_batch(ExampleBatch(rows, ids)) == expected
