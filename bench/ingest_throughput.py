@@ -10,6 +10,9 @@ on Kafka:
 * **baseline**: a raw pyarrow CSV parse of the whole file plus a raw batch
   produce of the encoded rows (``orjson`` of each row dict, ``send_many``, flush).
 
+Wall-clock rates swing with other load on a 2-core machine; the CPU columns
+(this process's CPU time: pyarrow's threads included) are steadier for comparisons.
+
 Usage::
 
     .venv/bin/python bench/ingest_throughput.py [--rows 300000] [--bootstrap HOST:PORT | --kafka]
@@ -49,25 +52,25 @@ def make_file(folder: Path, rows: int) -> tuple[Path, int]:
     return path, len(out)
 
 
-def bench_ingest(url: str, path: Path, pipeline: str, batch: int) -> tuple[int, float]:
+def bench_ingest(url: str, path: Path, pipeline: str, batch: int) -> tuple[int, float, float]:
     with open_log(url, Settings(broker=url)) as log:
         source = FileSource(name="taxi-bench", path=str(path))
         gen = ExampleGen("taxi-bench", pipeline=pipeline, event_time="trip_start_timestamp",
                          event_time_unit="s")
         ing = Ingestor(log, source, pipeline, examplegen=gen, batch_size=batch)
         ing.start()
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         stats = ing.run()
-        elapsed = time.perf_counter() - t
+        elapsed, cpu = time.perf_counter() - t, time.process_time() - c
         ing.close()
-        return stats.examples, elapsed
+        return stats.examples, elapsed, cpu
 
 
-def bench_baseline(url: str, path: Path, topic: str) -> tuple[int, float]:
+def bench_baseline(url: str, path: Path, topic: str) -> tuple[int, float, float]:
     with open_log(url, Settings(broker=url)) as log:
         log.create_topic(TopicSpec(topic, partitions=3), exist_ok=True)
         with log.producer() as producer:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
                 null_values=[""], strings_can_be_null=True))
             names = table.column_names
@@ -77,7 +80,7 @@ def bench_baseline(url: str, path: Path, topic: str) -> tuple[int, float]:
             for i in range(0, len(values), 10_000):
                 producer.send_many(topic, values[i:i + 10_000])
             producer.flush()
-            return len(values), time.perf_counter() - t
+            return len(values), time.perf_counter() - t, time.process_time() - c
 
 
 def main() -> int:
@@ -102,16 +105,16 @@ def main() -> int:
         if bootstrap:
             targets.append(("kafka", f"kafka://{bootstrap}"))
         print(f"taxi CSV x{rows / 15002:.0f} = {rows:,} rows, batch {args.batch:,}")
-        print("| log | run | examples | seconds | examples/s |")
-        print("|---|---|---:|---:|---:|")
+        print("| log | run | examples | seconds | examples/s | CPU s | examples/CPU-s |")
+        print("|---|---|---:|---:|---:|---:|---:|")
         stamp = int(time.time())
         for label, url in targets:
-            n, s = bench_baseline(url, path, f"bench{stamp}.raw")
+            n, s, c = bench_baseline(url, path, f"bench{stamp}.raw")
             print(f"| {label} | baseline: pyarrow parse + raw batch produce | {n:,} | {s:.2f} "
-                  f"| {n / s:,.0f} |")
-            n, s = bench_ingest(url, path, f"bench{stamp}", args.batch)
+                  f"| {n / s:,.0f} | {c:.2f} | {n / c:,.0f} |")
+            n, s, c = bench_ingest(url, path, f"bench{stamp}", args.batch)
             print(f"| {label} | streamml ingest (ExampleGen, checkpoint per batch) | {n:,} "
-                  f"| {s:.2f} | {n / s:,.0f} |")
+                  f"| {s:.2f} | {n / s:,.0f} | {c:.2f} | {n / c:,.0f} |")
     finally:
         if broker is not None:
             broker.stop()

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 import yaml
@@ -28,9 +28,12 @@ def run_ingest_cli(
                           cwd=ROOT, env=cli_env(), timeout=timeout, check=False)
 
 
-def spawn_ingest_cli(*args: str, broker: str) -> subprocess.Popen[bytes]:
+def spawn_ingest_cli(*args: str, broker: str, stderr: IO[bytes] | None = None
+                     ) -> subprocess.Popen[bytes]:
+    """Start `streamml ingest ...`; ``stderr``: a file to keep its errors (default: dropped)."""
     return subprocess.Popen(cli_argv(*args, broker=broker), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, cwd=ROOT, env=cli_env())
+                            stderr=stderr if stderr is not None else subprocess.DEVNULL,
+                            cwd=ROOT, env=cli_env())
 
 
 def write_definition(folder: Path, name: str, **body: Any) -> Path:

@@ -131,6 +131,14 @@ class SourceConnector(abc.ABC):
         """One line naming what this connector reads (for ``connectors list``)."""
         return self.type_name
 
+    def commit(self) -> None:  # noqa: B027 - optional hook
+        """Called by the ingest loop once every record returned so far is durable.
+
+        The examples and dead letters of those records are flushed to the log and
+        :attr:`position` is checkpointed. Sources that acknowledge their clients
+        (HTTP) answer them here, never earlier, so an acknowledged record is never lost.
+        """
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release files, connections, sockets."""
 
@@ -148,7 +156,7 @@ _SOURCES: dict[str, SourceFactory] = {}
 def register_source(type_name: str, factory: SourceFactory) -> None:
     """Make ``type: <type_name>`` in connector definitions build ``factory(name=..., **options)``.
 
-    >>> "file" in source_types() and "sql" in source_types()
+    >>> {"file", "sql", "kafka", "http", "synthetic"} <= set(source_types())
     True
     """
     _SOURCES[type_name] = factory
@@ -167,6 +175,22 @@ def _builtin() -> None:
 
         register_source("file", FileSource)
         register_source("sql", SqlSource)
+        register_source("kafka", _lazy("streamml.connectors.kafka", "KafkaSource"))
+        register_source("http", _lazy("streamml.connectors.http", "HttpSource"))
+        register_source("synthetic", _lazy("streamml.connectors.synthetic", "SyntheticSource"))
+
+
+def _lazy(module: str, name: str) -> SourceFactory:
+    """A factory importing its module on first use (kafka, aiohttp, river are heavy)."""
+
+    def factory(**options: Any) -> SourceConnector:
+        import importlib
+
+        cls: SourceFactory = getattr(importlib.import_module(module), name)
+        return cls(**options)
+
+    factory.__name__ = name
+    return factory
 
 
 def build_source(type_name: str, name: str, options: Mapping[str, Any]) -> SourceConnector:

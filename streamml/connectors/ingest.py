@@ -30,12 +30,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Any
 
 import orjson
 
 from streamml.connectors.base import SourceConnector
-from streamml.connectors.examplegen import ExampleGen
+from streamml.connectors.examplegen import ExampleGen, gc_paused
 from streamml.connectors.partitioner import partitions_for
 from streamml.errors import ConfigError
 from streamml.log.base import Log, Producer
@@ -181,24 +182,18 @@ class Ingestor:
                 return 0
         if self.bucket is not None:
             want = self.bucket.take(want)
-        records = self.source.read(want)
-        if not records:
-            return 0
-        batch = self.examplegen.process(records)
+        with gc_paused():
+            records = self.source.read(want)
+            if not records:
+                return 0
+            batch = self.examplegen.process(records)
+            encoded = self._encode_examples(batch.examples)
+            n_in = len(records)
+            del records
         producer = self._producer
-        if batch.examples:
-            keys = [e["id"].encode() for e in batch.examples]
-            try:
-                values = [orjson.dumps(e) for e in batch.examples]
-            except TypeError:
-                values = [_encode(finite_json(e)) for e in batch.examples]
-            parts = partitions_for(keys, self._partitions)
-            topic = self.examples_spec.name
-            for p in range(self._partitions):
-                idx = [i for i, q in enumerate(parts) if q == p]
-                if idx:
-                    producer.send_many(topic, [values[i] for i in idx], [keys[i] for i in idx],
-                                       partition=p)
+        topic = self.examples_spec.name
+        for p, (values, keys) in encoded.items():
+            producer.send_many(topic, values, keys, partition=p)
         for letter in batch.dead_letters:
             producer.send(self.deadletter_spec.name, _encode(letter), letter["id"].encode())
             reason = str(letter["reason"])
@@ -208,13 +203,34 @@ class Ingestor:
             self.processor, {},
             {"position": self.source.position, "examplegen": self.examplegen.snapshot()},
         ), producer)
+        self.source.commit()
         s = self.stats
-        s.records_in += len(records)
+        s.records_in += n_in
         s.examples += len(batch.examples)
         s.dead_letters += len(batch.dead_letters)
         s.batches += 1
         s.checkpoints += 1
-        return len(records)
+        return n_in
+
+    def _encode_examples(self, examples: list[dict[str, Any]]
+                         ) -> dict[int, tuple[list[bytes], list[bytes]]]:
+        """Partition → (JSON values, id keys) of a batch of examples (Kafka's partitioner)."""
+        if not examples:
+            return {}
+        keys = [e["id"].encode() for e in examples]
+        dumps = orjson.dumps
+        try:
+            values = [dumps(e) for e in examples]
+        except TypeError:
+            values = [_encode(finite_json(e)) for e in examples]
+        if self._partitions == 1:
+            return {0: (values, keys)}
+        parts = partitions_for(keys, self._partitions)
+        out: dict[int, tuple[list[bytes], list[bytes]]] = {}
+        for p in sorted(set(parts)):
+            sel = [q == p for q in parts]
+            out[p] = (list(compress(values, sel)), list(compress(keys, sel)))
+        return out
 
     def done(self) -> bool:
         """Whether the run is over: the source is exhausted or ``max_records`` were read."""

@@ -24,13 +24,18 @@ _SEED = 0x9747B28C
 def murmur2_many(keys: Sequence[bytes]) -> np.ndarray:
     """32-bit murmur2 (Kafka's variant) of every key, as ``uint32``."""
     out = np.empty(len(keys), dtype=np.uint32)
-    by_len: dict[int, list[int]] = {}
-    for i, k in enumerate(keys):
-        by_len.setdefault(len(k), []).append(i)
+    lens = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys))
+    uniq = np.unique(lens)
     with np.errstate(over="ignore"):
-        for length, idx in by_len.items():
-            n = len(idx)
-            data = np.frombuffer(b"".join(keys[i] for i in idx), dtype=np.uint8).reshape(n, length)
+        for length in uniq.tolist():
+            if len(uniq) == 1:
+                idx: list[int] | slice = slice(None)
+                joined = b"".join(keys)
+            else:
+                idx = np.flatnonzero(lens == length).tolist()
+                joined = b"".join([keys[i] for i in idx])
+            n = len(keys) if isinstance(idx, slice) else len(idx)
+            data = np.frombuffer(joined, dtype=np.uint8).reshape(n, length)
             h = np.full(n, (_SEED ^ length) & 0xFFFFFFFF, dtype=np.uint32)
             words = length // 4
             if words:
@@ -54,7 +59,7 @@ def murmur2_many(keys: Sequence[bytes]) -> np.ndarray:
             h ^= h >> np.uint32(13)
             h *= _M
             h ^= h >> np.uint32(15)
-            out[np.asarray(idx)] = h
+            out[idx] = h
     return out
 
 
@@ -65,4 +70,4 @@ def partitions_for(keys: Sequence[bytes], partitions: int) -> list[int]:
     if not keys:
         return []
     hashes = murmur2_many(keys) & np.uint32(0x7FFFFFFF)
-    return (hashes % np.uint32(partitions)).tolist()  # type: ignore[no-any-return]
+    return (hashes % np.uint32(partitions)).tolist()

@@ -6,6 +6,7 @@ import os
 import random
 import signal
 import sqlite3
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -66,13 +67,21 @@ def kill_restart(args: list[str], broker: str, feed: list[object], rng: random.R
 
 
 def finish(args: list[str], broker: str, topic: str, expected: set[str]) -> list[str]:
-    proc = spawn_ingest_cli(*args, broker=broker)
-    try:
-        wait_for(lambda: {e["id"] for e in read_topic(broker, topic)} >= expected,
-                 timeout=120, every=0.5)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+    with tempfile.TemporaryFile() as err:
+        proc = spawn_ingest_cli(*args, broker=broker, stderr=err)
+        try:
+            try:
+                wait_for(lambda: {e["id"] for e in read_topic(broker, topic)} >= expected,
+                         timeout=120, every=0.5)
+            except AssertionError:
+                missing = sorted(expected - {e["id"] for e in read_topic(broker, topic)})
+                err.seek(0)
+                raise AssertionError(
+                    f"{len(missing)} ids missing, e.g. {missing[:5]} ... {missing[-5:]}; "
+                    f"ingest stderr: {err.read()[-2000:]!r}") from None
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
     return [e["id"] for e in read_topic(broker, topic)]
 
 
