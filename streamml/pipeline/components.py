@@ -71,8 +71,11 @@ class Ports:
     feedback: frozenset[str] = frozenset()
 
 
+Roles = dict[str, str | None]
+
+
 def _statistics_gen(p: Any) -> Ports:
-    consumes = {p.examples_topic: "examples"}
+    consumes: Roles = {p.examples_topic: "examples"}
     if p.schema_topic:
         consumes[p.schema_topic] = "schema"
     return Ports(consumes, {p.statistics_topic: "statistics"},
@@ -85,19 +88,19 @@ def _schema_gen(p: Any) -> Ports:
 
 
 def _validator(p: Any) -> Ports:
-    consumes = {p.examples_topic: "examples"}
+    consumes: Roles = {p.examples_topic: "examples"}
     if p.schema_topic:
         consumes[p.schema_topic] = "schema"
     if p.statistics_topic:
         consumes[p.statistics_topic] = "statistics"
-    produces = {p.anomalies_topic: "anomalies", p.deadletter_topic: "deadletter"}
+    produces: Roles = {p.anomalies_topic: "anomalies", p.deadletter_topic: "deadletter"}
     if p.validated_topic:
         produces[p.validated_topic] = "examples"
     return Ports(consumes, produces)
 
 
 def _trainer(p: Any) -> Ports:
-    consumes = {p.examples_topic: "examples", p.labels_topic: "labels"}
+    consumes: Roles = {p.examples_topic: "examples", p.labels_topic: "labels"}
     feedback: set[str] = set()
     if p.listen_actions:
         consumes[p.actions_topic] = "metadata"

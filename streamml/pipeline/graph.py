@@ -145,7 +145,7 @@ class Pipeline:
 
     def edges(self) -> list[tuple[str, str, str]]:
         """``(producer, topic, consumer)`` for every graph edge (feedback inputs excluded)."""
-        out = []
+        out: list[tuple[str, str, str]] = []
         for c in self.components:
             for topic in c.consumes:
                 if topic in c.feedback:

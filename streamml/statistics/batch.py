@@ -183,7 +183,8 @@ class ExampleBatch:
                 col = column_from_arrow(arr if whole else arr.take(pa.array(indices)))
             if col is None:
                 vals = self.values(name)
-                col = column_from_values(vals if whole else [vals[i] for i in indices])
+                picked = vals if whole or indices is None else [vals[i] for i in indices]
+                col = column_from_values(picked)
             if col.present == 0 and not self._occurs(name, indices):
                 continue
             out[name] = col

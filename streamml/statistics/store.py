@@ -100,7 +100,8 @@ def window_rows(w: StatisticsWindow) -> tuple[tuple[Any, ...], list[tuple[Any, .
            et.start_ms if et else None, et.end_ms if et else None, w.num_examples,
            w.schema_version, w.final, w.created_at,
            orjson.dumps([r.to_json() for r in w.inputs]).decode())
-    feats, tops = [], []
+    feats: list[tuple[Any, ...]] = []
+    tops: list[tuple[Any, ...]] = []
     for name, fs in sorted(w.features.items()):
         num, cat = fs.numeric, fs.categorical
         qs = num.quantiles if num is not None else {}

@@ -174,7 +174,7 @@ def check_size(prev_examples: int, cur_examples: int,
 def check_presence_against_schema(schema: SchemaVersion, cur: StatisticsAccumulator,
                                   config: DriftConfig) -> list[WindowFinding]:
     """``FEATURE_TYPE_LOW_FRACTION_PRESENT`` when significantly below ``min_fraction``."""
-    out = []
+    out: list[WindowFinding] = []
     n = cur.num_examples
     if n < config.min_count:
         return out
