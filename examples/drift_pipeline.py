@@ -38,7 +38,7 @@ def _repeated(passes: int) -> str:
 def build_pipeline(settings: Settings, *, name: str = "penguins", passes: int = 20,
                    window: int = 500, drift: Drift | None = DRIFT) -> Pipeline:
     p = name
-    replay = ReplaySource("penguins", _repeated(passes), seed=3, start_ms=1_672_531_200_000,
+    replay = ReplaySource("penguins", _repeated(passes), seed=3, start_ms=None,
                           step_ms=60_000, drift=drift)
     challengers = {
         "logreg": {"numeric": FEATURES, "model": "logistic_regression"},

@@ -11,9 +11,9 @@ Run it:  streamml run examples/taxi_pipeline.py   (needs a signing_key setting;
 
 The default source replays the bundled CSV as a live stream: a deterministic
 shuffle (seed 7; the file in row order is not stationary on pickup_*/dropoff_*),
-event times one simulated second apart, and from halfway through an injected
-drift: fare and tips ×1.5 and a new payment type ("Mobile") on a quarter of
-the trips. ``source="file"`` reads the ``taxi-file`` connector instead.
+event times one simulated second apart (ending about now), and from halfway
+through an injected drift: fare and tips ×1.5 and a new payment type
+("Mobile") on a quarter of the trips. ``source="file"`` reads the ``taxi-file`` connector instead.
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ from streamml.validation import ExampleValidator, SchemaGen
 
 MODULE = str(Path(__file__).resolve().with_name("taxi_module.py"))
 TAXI_CSV = str(DATA_DIR / "taxi.csv")
-#: 2023-01-01T00:00:00Z: event times of the replay start here, one second apart.
-START_MS = 1_672_531_200_000
+#: Event times of the replay, one second apart, start here; ``None``: so that the
+#: replay ends about now. A fixed past date does not work on Kafka: topics delete
+#: records by their (event-time) timestamps once older than ``retention.ms``.
+START_MS: int | None = None
 #: The second challenger, declarative: hours bucketized, a larger learning rate.
 CHALLENGER = {
     "numeric": ["fare", "trip_miles", "trip_seconds", "pickup_latitude", "pickup_longitude",
@@ -58,6 +60,7 @@ def build_pipeline(
     batch_size: int = 500,
     window: int = 1000,
     seed: int = 7,
+    start_ms: int | None = START_MS,
 ) -> Pipeline:
     """The taxi pipeline named ``name``; ``window``: examples per statistics window and split."""
     if settings.signing_key is None or not settings.signing_key.get_secret_value():
@@ -70,7 +73,7 @@ def build_pipeline(
                               max_records=rows)
         initial = None  # SchemaGen infers version 1 from the first `window` examples
     else:
-        replay = ReplaySource("taxi", TAXI_CSV, seed=seed, start_ms=START_MS, step_ms=1000,
+        replay = ReplaySource("taxi", TAXI_CSV, seed=seed, start_ms=start_ms, step_ms=1000,
                               drift=drift, limit=rows)
         connector = Connector(replay, pipeline=p, rate=rate, batch_size=batch_size)
         # Version 1 is inferred from the replay's baseline (pre-drift) part, as TFX's

@@ -4,9 +4,10 @@
 StatisticsGen, SchemaGen, ExampleValidator → Trainer with two challengers →
 Evaluator → Pusher), resets its topics, replays the bundled taxi CSV at
 ``rate`` rows/s (a fixed-seed shuffle; event times one simulated second
-apart; from halfway, fare and tips ×1.5 and a new payment type), runs it in
-this process on the given log, then starts a :class:`~streamml.serving.ModelServer`
-on a free port and asks it for one prediction over REST.
+apart, ending about now; from halfway, fare and tips ×1.5 and a new payment
+type), runs it in this process on the given log, then starts a
+:class:`~streamml.serving.ModelServer` on a free port and asks it for one
+prediction over REST.
 
 When no ``signing_key`` is configured a random demo key is generated for the
 run (``DemoSummary.generated_key``): models are still signed and verified.
@@ -80,7 +81,17 @@ class DemoSummary:
     topics: dict[str, int]
     prediction: dict[str, Any] | None = None
     predict_url: str | None = None
+    start_ms: int | None = None
+    """Event time of the first replayed row (events are one second apart)."""
+    step_ms: int = 1000
     instance: dict[str, Any] = field(default_factory=lambda: dict(DEMO_INSTANCE))
+
+    @property
+    def drift_ms(self) -> int | None:
+        """Event time of the first drifted row."""
+        if self.drift_row is None or self.start_ms is None:
+            return None
+        return self.start_ms + self.drift_row * self.step_ms
 
     @property
     def best_auc(self) -> float | None:
@@ -165,6 +176,7 @@ def run_demo(log: Log, settings: Settings, config: DemoConfig | None = None,
         generated_key=generated, progress=progress, view=view,
         topics={t: log.describe_topic(t).records for t in pipeline.topics
                 if log.topic_exists(t)},
+        start_ms=getattr(source, "start_ms", None), step_ms=getattr(source, "step_ms", 1000),
     )
     if cfg.serve and view.models:
         assert settings.signing_key is not None

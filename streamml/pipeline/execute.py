@@ -72,15 +72,23 @@ class PipelineRun:
 
     ``drain_each_batch`` makes every ingest batch flow through all processors
     before the next one is read (the downstream lag stays at one batch).
+    "Drained" means no processor lags (:meth:`Runner.lag`: end offsets minus
+    next offsets), not "a poll came back empty": on Kafka an empty poll often
+    just means a fetch is in flight. While records are in flight the lagging
+    processors poll for up to ``wait_s``; ``drain_timeout_s`` bounds a drain
+    that stops making progress.
     """
 
     def __init__(self, pipeline: Pipeline, log: Log, *, batch_size: int = 500,
                  checkpoint_every_records: int = 5000, checkpoint_every_s: float = 5.0,
                  drain_each_batch: bool = True, idle_after_s: float = 0.5,
+                 wait_s: float = 0.02, drain_timeout_s: float = 10.0,
                  hmac_key: bytes | None = None) -> None:
         self.pipeline = pipeline
         self.log = log
         self.drain_each_batch = drain_each_batch
+        self.wait_s = wait_s
+        self.drain_timeout_s = drain_timeout_s
         key = hmac_key if hmac_key is not None else hmac_key_from(pipeline.settings)
         self.runner = Runner(log, pipeline.processors, pipeline.name, batch_size=batch_size,
                              checkpoint_every_records=checkpoint_every_records,
@@ -132,11 +140,31 @@ class PipelineRun:
                 moved += ing.step()
         handled = self.runner.step()
         moved += handled
-        while self.drain_each_batch and handled:
-            handled = self.runner.step()
-            moved += handled
+        if self.drain_each_batch:
+            moved += self.drain()
         self._update()
         return moved
+
+    def drain(self) -> int:
+        """Step the processors until none lags; returns the records they handled.
+
+        Gives up (returns) after ``drain_timeout_s`` without progress.
+        """
+        moved = 0
+        deadline = time.monotonic() + self.drain_timeout_s
+        while True:
+            handled = self.runner.step()
+            moved += handled
+            if handled:
+                deadline = time.monotonic() + self.drain_timeout_s
+                continue
+            if not self.runner.lag() or time.monotonic() > deadline:
+                return moved
+            # Records exist that the consumers have not fetched yet: wait for them.
+            handled = self.runner.step(wait_s=self.wait_s)
+            moved += handled
+            if handled:
+                deadline = time.monotonic() + self.drain_timeout_s
 
     def _update(self) -> None:
         p = self.progress
@@ -170,6 +198,10 @@ class PipelineRun:
                 idle_since = None
                 if not moved:
                     time.sleep(0.005)
+                continue
+            if self.runner.lag():  # records in flight (not yet fetched): not idle
+                idle_since = None
+                self.runner.step(wait_s=self.wait_s)
                 continue
             idle_since = idle_since or now
             if now - idle_since >= idle_s:

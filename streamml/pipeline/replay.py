@@ -15,6 +15,13 @@ injected drift.
 Records are CSV lines (ExampleGen types them as the file connector's) with
 ids ``<name>:<line>`` (the original line number: stable across runs).
 
+``start_ms=None`` anchors the clock so the replay's last event is about now
+(rounded down to the minute). Use it on Kafka: processors stamp their output
+records with event times (e.g. the Trainer's candidates, the Evaluator's
+evaluations) and the broker deletes records by *their timestamps*, so a replay
+of 2023 event times loses those topics to ``retention.ms`` (7-90 days) within
+seconds of writing them (the broker checks retention every few seconds).
+
 >>> import pathlib, tempfile
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
 >>> _ = path.write_text("fare,payment_type\\n1.0,Cash\\n2.0,Cash\\n3.0,Cash\\n4.0,Cash\\n")
@@ -34,6 +41,7 @@ from __future__ import annotations
 import csv
 import io
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,8 +80,8 @@ class ReplaySource(SourceConnector):
 
     type_name = "replay"
 
-    def __init__(self, name: str, path: str, *, seed: int | None = 7, start_ms: int = 0,
-                 step_ms: int = 1000, drift: Drift | None = None,
+    def __init__(self, name: str, path: str, *, seed: int | None = 7,
+                 start_ms: int | None = 0, step_ms: int = 1000, drift: Drift | None = None,
                  limit: int | None = None) -> None:
         if step_ms < 0:
             raise ConfigError("step_ms must be >= 0")
@@ -82,10 +90,12 @@ class ReplaySource(SourceConnector):
         self.name = name
         self.path = path
         self.seed = seed
+        self.limit = limit
+        if start_ms is None:  # the last event about now (see the module docstring)
+            start_ms = ending_now(self._count_rows(), step_ms)
         self.start_ms = start_ms
         self.step_ms = step_ms
         self.drift = drift
-        self.limit = limit
         self._header = b""
         self._columns: list[str] = []
         self._lines: list[tuple[int, bytes]] = []
@@ -93,6 +103,12 @@ class ReplaySource(SourceConnector):
 
     def describe(self) -> str:
         return f"replay {self.path} (seed {self.seed})"
+
+    def _count_rows(self) -> int:
+        with open(self.path, "rb") as fh:
+            rows = sum(1 for line in fh if line.strip()) - 1  # minus the header
+        rows = max(rows, 0)
+        return rows if self.limit is None else min(rows, self.limit)
 
     @property
     def rows(self) -> int:
@@ -155,6 +171,18 @@ class ReplaySource(SourceConnector):
     @property
     def exhausted(self) -> bool:
         return self._next >= len(self._lines)
+
+
+def ending_now(rows: int, step_ms: int, *, now_ms: int | None = None) -> int:
+    """A start time such that ``rows`` events ``step_ms`` apart end before ``now_ms``.
+
+    Rounded down to the minute (runs within a minute get the same clock).
+
+    >>> ending_now(10, 1000, now_ms=1_700_000_123_456)
+    1700000100000
+    """
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    return (now - rows * step_ms) // 60_000 * 60_000
 
 
 def baseline_schema(source: ReplaySource, pipeline: str, *, max_domain_size: int = 100,

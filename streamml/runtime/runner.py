@@ -68,6 +68,13 @@ class _Task:
     last_checkpoint: float = field(default_factory=time.monotonic)
     last_input: float = field(default_factory=time.monotonic)
     last_idle_call: float = 0.0
+    ends: dict[TopicPartition, int] = field(default_factory=dict)
+    """End offsets of the inputs at the last lag lookup (:meth:`Runner.lags`)."""
+
+    @property
+    def behind(self) -> bool:
+        """Input records known to exist (at the last lookup) that were not consumed yet."""
+        return any(self.ends.get(tp, 0) > pos for tp, pos in self.positions.items())
 
 
 def topic_spec(pipeline: str, topic: str) -> TopicSpec:
@@ -109,6 +116,13 @@ class Runner:
     Checkpoints are written when ``checkpoint_every_records`` inputs are
     pending or ``checkpoint_every_s`` has passed, and once more on stop.
     ``on_idle`` is called every ``idle_after_s`` while a processor has no input.
+
+    "Drained" is decided from offsets, never from empty polls: on Kafka a poll
+    returns nothing while a fetch is in flight although records are waiting.
+    :meth:`lags` compares every processor's next offsets with the end offsets
+    of its inputs, looked up in ONE request through a consumer of its own that
+    never fetches (a fetching consumer's offset requests queue behind its
+    pending long-poll fetch on the broker connection: up to ``fetch.max.wait``).
     """
 
     def __init__(
@@ -145,6 +159,7 @@ class Runner:
         self.deadletter_topic = topic_spec(pipeline, f"{pipeline}.deadletter").name
         self._tasks: list[_Task] = []
         self._producer: Producer | None = None
+        self._offsets: Consumer | None = None
         self._started = False
         self._failed = False
 
@@ -162,6 +177,7 @@ class Runner:
             self._ensure(self.deadletter_topic)
         checkpoints = self.store.load_all()
         self._producer = self.log.producer()
+        self._offsets = self.log.consumer(group_id=None)  # end-offset lookups only
         for processor in self.processors:
             name = processor.processor_name
             for topic in (*processor.inputs, *processor.outputs):
@@ -196,9 +212,12 @@ class Runner:
         finally:
             for task in self._tasks:
                 task.consumer.close()
+            if self._offsets is not None:
+                self._offsets.close()
             if self._producer is not None:
                 self._producer.close()
-            self._tasks, self._producer, self._started = [], None, False
+            self._tasks, self._producer, self._offsets = [], None, None
+            self._started = False
 
     def __enter__(self) -> Runner:
         self.start()
@@ -208,9 +227,12 @@ class Runner:
         self.close()
 
     # -- the loop -------------------------------------------------------------
-    def step(self) -> int:
+    def step(self, wait_s: float = 0.0) -> int:
         """Poll every processor once; process, emit and checkpoint when due.
 
+        A processor known to be behind (at the last :meth:`lags`) polls for up
+        to ``max(poll_timeout_s, wait_s)``, the others for ``poll_timeout_s``:
+        a drain loop waits for records in flight without stalling on idle ones.
         Returns the number of input records handled (0 when all are idle).
         """
         self.start()
@@ -218,7 +240,10 @@ class Runner:
         sent = False
         try:
             for task in self._tasks:
-                records = task.consumer.poll(self.poll_timeout_s, self.batch_size)
+                timeout = self.poll_timeout_s
+                if wait_s > timeout and task.behind:
+                    timeout = wait_s
+                records = task.consumer.poll(timeout, self.batch_size)
                 now = time.monotonic()
                 if records:
                     sent |= self._handle(task, records)
@@ -305,17 +330,28 @@ class Runner:
         for task in self._tasks:
             self._checkpoint(task)
 
-    def _lag(self, task: _Task) -> int:
-        ends = task.consumer.end_offsets(list(task.positions))
-        return sum(max(0, ends[tp] - pos) for tp, pos in task.positions.items())
+    def lags(self) -> list[int]:
+        """Each processor's lag (input records not processed yet), in one offset lookup."""
+        if self._offsets is None:  # not started
+            return [task.stats.lag for task in self._tasks]
+        tps = list(dict.fromkeys(tp for task in self._tasks for tp in task.positions))
+        ends = self._offsets.end_offsets(tps) if tps else {}
+        out = []
+        for task in self._tasks:
+            task.ends = {tp: ends[tp] for tp in task.positions}
+            task.stats.lag = sum(max(0, task.ends[tp] - pos)
+                                 for tp, pos in task.positions.items())
+            out.append(task.stats.lag)
+        return out
+
+    def lag(self) -> int:
+        """Input records not processed yet, over every processor (0: drained)."""
+        return sum(self.lags())
 
     def stats(self) -> list[ProcessorStats]:
         """A snapshot of every processor's counters, lag included."""
-        out = []
-        for task in self._tasks:
-            task.stats.lag = self._lag(task)
-            out.append(replace(task.stats))
-        return out
+        self.lags()
+        return [replace(task.stats) for task in self._tasks]
 
     def run_until_idle(self, idle_s: float = 0.5, timeout_s: float | None = None) -> None:
         """Process until every input is drained for ``idle_s``; then checkpoint.
@@ -326,9 +362,9 @@ class Runner:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         quiet_since: float | None = None
         while True:
-            handled = self.step()
+            handled = self.step(wait_s=max(self.poll_timeout_s, 0.02))
             now = time.monotonic()
-            if handled or any(self._lag(t) for t in self._tasks):
+            if handled or self.lag():
                 quiet_since = None
             elif quiet_since is None:
                 quiet_since = now
