@@ -31,7 +31,8 @@ demo: install                         ## the main job, on the embedded log
 	$(BIN)/streamml demo
 
 test: install-dev                     ## lint + every test, Kafka tests on a real broker started here
-	$(BIN)/ruff check streamml tests bench scripts
+	$(BIN)/ruff check streamml tests bench scripts examples
+	$(BIN)/mypy
 	$(BIN)/python -m streamml.catalog check-schemas
 	$(BIN)/pytest
 

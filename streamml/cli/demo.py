@@ -78,8 +78,8 @@ def _live_view(u: DemoUpdate) -> Group:
                  str(len(u.view.open_alerts)), "evaluations", str(len(u.view.evaluations)),
                  f"models published: {len(u.view.models)}")
     procs = Table("component", "in", "out", "lag", title="components", title_justify="left")
-    for s in p.connectors:
-        procs.add_row(f"ingest/{s.connector}", f"{s.records_in:,}", f"{s.examples:,}", "-")
+    for c in p.connectors:
+        procs.add_row(f"ingest/{c.connector}", f"{c.records_in:,}", f"{c.examples:,}", "-")
     for s in p.processors:
         procs.add_row(s.name, f"{s.records_in:,}", f"{s.emitted:,}", str(s.lag))
     parts: list[Any] = [head, procs]

@@ -27,11 +27,9 @@ artifact is loaded: River's own transformers, or the ones here
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 import math
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +38,7 @@ from typing import Any
 from river import base, compose, linear_model, preprocessing, stats, tree
 
 from streamml.errors import ConfigError
+from streamml.usercode import import_user_module
 
 #: What the Trainer accepts as a model source.
 ModelSource = str | Mapping[str, Any] | Callable[[], Any]
@@ -182,24 +181,6 @@ class UserModule:
     features: Callable[[Mapping[str, Any]], dict[str, Any]] = default_features
 
 
-def _import_file(path: Path) -> Any:
-    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
-    name = f"streamml_user_{path.stem}_{digest}"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"cannot load module file {str(path)!r}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # so pickles of objects defined there resolve in this process
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
-
-
 def load_module_file(path_or_module: str | Path) -> UserModule:
     """Load a user module from a ``.py`` path or a dotted module name (TFX ``module_file``).
 
@@ -208,16 +189,7 @@ def load_module_file(path_or_module: str | Path) -> UserModule:
     True
     """
     text = str(path_or_module)
-    path = Path(text)
-    if text.endswith(".py") or path.exists():
-        if not path.is_file():
-            raise ConfigError(f"module file {text!r} does not exist")
-        module = _import_file(path)
-    else:
-        try:
-            module = importlib.import_module(text)
-        except ImportError as exc:
-            raise ConfigError(f"cannot import user module {text!r}: {exc}") from exc
+    module = import_user_module(path_or_module, what="user module")
     build = getattr(module, "build_model", None)
     if not callable(build):
         raise ConfigError(f"user module {text!r} has no build_model() function")

@@ -10,53 +10,22 @@ taking the settings (``build_pipeline(settings)``) and, optionally, ``name``.
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.util
 import inspect
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from streamml.errors import ConfigError
 from streamml.pipeline.graph import Pipeline
 from streamml.settings import Settings, load_settings
+from streamml.usercode import import_user_module
 
 DEFAULT_ATTR = "build_pipeline"
-
-
-def _module_from_path(path: Path) -> ModuleType:
-    digest = hashlib.blake2b(str(path.resolve()).encode(), digest_size=6).hexdigest()
-    name = f"streamml_pipeline_{path.stem}_{digest}"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"cannot load pipeline file {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
 
 
 def resolve(ref: str) -> Any:
     """The object ``ref`` names (``module:attr``, ``file.py[:attr]`` or ``module``)."""
     target, _, attr = ref.partition(":")
-    if target.endswith(".py") or Path(target).is_file():
-        path = Path(target)
-        if not path.is_file():
-            raise ConfigError(f"pipeline file {target} does not exist")
-        module = _module_from_path(path)
-    else:
-        try:
-            module = importlib.import_module(target)
-        except ImportError as exc:
-            raise ConfigError(f"cannot import pipeline module {target!r}: {exc}") from exc
+    module = import_user_module(target, what="pipeline file" if target.endswith(".py")
+                                else "pipeline module")
     attr = attr or DEFAULT_ATTR
     try:
         return getattr(module, attr)
