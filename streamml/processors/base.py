@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from streamml.log.base import Headers
+from streamml.serde import encode
 
 State = dict[str, Any] | bytes
 
@@ -61,7 +62,12 @@ class Emit:
 
     Keys should be deterministic (derived from inputs, never random or
     clock-based), so downstream consumers can drop the duplicates that
-    at-least-once delivery produces after a crash.
+    at-least-once delivery produces after a crash. ``Emit.tombstone(topic,
+    key)`` writes a record with no value (``None`` bytes), which deletes the
+    key from a compacted topic; a plain ``value=None`` is the JSON ``null``.
+
+    >>> Emit.tombstone("p.models", "m/chunk/3").value is None
+    True
     """
 
     topic: str
@@ -69,6 +75,16 @@ class Emit:
     key: str | None = None
     timestamp_ms: int | None = None
     headers: Headers = ()
+    is_tombstone: bool = False
+
+    @classmethod
+    def tombstone(cls, topic: str, key: str, timestamp_ms: int | None = None) -> Emit:
+        """A record that deletes ``key`` from a compacted ``topic``."""
+        return cls(topic, None, key, timestamp_ms, (), True)
+
+    def encoded_value(self) -> bytes | None:
+        """The bytes a host appends: JSON of ``value``, or ``None`` for a tombstone."""
+        return None if self.is_tombstone else encode(self.value)
 
 
 class Processor(abc.ABC):

@@ -47,7 +47,7 @@ from streamml.log.base import Record, TopicPartition
 from streamml.processors.base import Emit, Message, Processor
 from streamml.runtime.checkpoint import Checkpoint, CheckpointStore, checkpoint_key
 from streamml.runtime.runner import dead_letter, topic_spec
-from streamml.serde import decode, decode_key, encode, encode_key
+from streamml.serde import decode, decode_key, encode_key
 from streamml.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -370,7 +370,7 @@ class FaustHost:
         )
 
     async def _send_emit(self, emit: Emit) -> Any:
-        return await self._send(emit.topic, encode_key(emit.key), encode(emit.value),
+        return await self._send(emit.topic, encode_key(emit.key), emit.encoded_value(),
                                 timestamp_ms=emit.timestamp_ms,
                                 headers=list(emit.headers) or None)
 

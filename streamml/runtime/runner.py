@@ -296,7 +296,7 @@ class Runner:
         n = 0
         for emit in emits:
             self._producer.send(
-                emit.topic, encode(emit.value), encode_key(emit.key),
+                emit.topic, emit.encoded_value(), encode_key(emit.key),
                 timestamp_ms=emit.timestamp_ms, headers=emit.headers or None,
             )
             n += 1
