@@ -35,7 +35,7 @@ import abc
 import copy
 import inspect
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from streamml.log.base import Headers
@@ -75,7 +75,7 @@ class Emit:
     key: str | None = None
     timestamp_ms: int | None = None
     headers: Headers = ()
-    is_tombstone: bool = False
+    is_tombstone: bool = field(default=False, repr=False)
 
     @classmethod
     def tombstone(cls, topic: str, key: str, timestamp_ms: int | None = None) -> Emit:
