@@ -289,13 +289,38 @@ def default_topics_dir() -> Path:
     return source_topics_dir() or PACKAGED_TOPICS_DIR
 
 
+_CACHE: dict[Path, tuple[tuple[tuple[str, int, int], ...], Catalog]] = {}
+
+
 def load_catalog(path: str | Path | None = None) -> Catalog:
-    """Read every ``<role>.yaml`` in ``path`` (default: :func:`default_topics_dir`)."""
+    """Read every ``<role>.yaml`` in ``path`` (default: :func:`default_topics_dir`).
+
+    Parsed catalogs are cached per folder and reused while no definition file
+    changed (name, size and mtime), so hot paths may call this freely.
+
+    >>> load_catalog() is load_catalog()
+    True
+    """
     folder = Path(path) if path is not None else default_topics_dir()
     if not folder.is_dir():
         raise ConfigError(f"topic definitions folder not found: {folder}")
+    files = sorted(folder.glob("*.yaml"))
+    try:
+        stamp = tuple((f.name, (st := f.stat()).st_mtime_ns, st.st_size) for f in files)
+    except OSError:
+        stamp = ()
+    cached = _CACHE.get(folder.resolve())
+    if stamp and cached is not None and cached[0] == stamp:
+        return cached[1]
+    catalog = _parse_catalog(folder, files)
+    if stamp:
+        _CACHE[folder.resolve()] = (stamp, catalog)
+    return catalog
+
+
+def _parse_catalog(folder: Path, files: list[Path]) -> Catalog:
     definitions: dict[str, TopicDefinition] = {}
-    for file in sorted(folder.glob("*.yaml")):
+    for file in files:
         try:
             raw = yaml.safe_load(file.read_text(encoding="utf-8"))
             definition = TopicDefinition.model_validate(raw)
