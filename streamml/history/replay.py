@@ -8,9 +8,9 @@ timestamp and partition unchanged, to ``<namespace>.<role>``.
 **Isolation.** Nothing live is written or committed: the live topics are read
 with manually assigned consumers (no consumer group, no committed offset), and
 everything a replay produces lives under ``<namespace>.*`` — its own topics,
-and, when processors run over it (:func:`run_processors`), its own consumer
-groups and ``<namespace>.checkpoints``. A namespace must be new (its topics
-empty): a replay never mixes with an earlier one.
+and, when processors run over it (:func:`~streamml.history.backfill.run_processors`,
+re-exported here), its own consumer groups and ``<namespace>.checkpoints``.
+A namespace must be new (its topics empty): a replay never mixes with an earlier one.
 
 **Sources** (``source``):
 
@@ -45,10 +45,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from streamml.errors import ConfigError
 from streamml.history.archive import read_records
+from streamml.history.backfill import run_processors
 from streamml.history.layout import (
     ArchiveFile,
     HistoryGap,
@@ -57,10 +58,6 @@ from streamml.history.layout import (
     partition_files,
 )
 from streamml.log.base import Log, Record, TopicPartition, TopicSpec
-
-if TYPE_CHECKING:
-    from streamml.runtime.runner import ProcessorStats
-    from streamml.settings import Settings
 
 Source = Literal["kafka", "archive", "auto"]
 Progress = Callable[[int, int], None]
@@ -285,32 +282,5 @@ def replay(log: Log, pipeline: str, from_ms: int, to_ms: int, *, source: Source 
     return stats
 
 
-def run_processors(log: Log, ref: str, namespace: str, *, settings: Settings | None = None,
-                   idle_s: float = 1.0, timeout_s: float | None = None) -> list[ProcessorStats]:
-    """Run the processors of pipeline ``ref`` (``module:build_pipeline``), named ``namespace``.
-
-    The pipeline is built with ``name=namespace``, so every processor reads and
-    writes ``<namespace>.*`` topics, uses its own consumer groups and keeps its
-    state in ``<namespace>.checkpoints``. Connectors are not run: the replayed
-    topics stand in for them. Returns the runner's per-processor stats.
-    """
-    try:
-        from streamml.pipeline import load_pipeline
-    except ImportError as exc:  # pragma: no cover - the pipeline package is optional
-        raise ConfigError(f"--run needs streamml.pipeline: {exc}") from exc
-    from streamml.runtime.checkpoint import hmac_key_from
-    from streamml.runtime.runner import Runner
-    from streamml.settings import load_settings
-
-    settings = settings or load_settings()
-    pipeline = load_pipeline(ref, settings, name=namespace)
-    if pipeline.name != namespace:
-        raise ConfigError(f"{ref} built pipeline {pipeline.name!r}, not the namespace "
-                          f"{namespace!r}; it must accept a name")
-    runner = Runner(log, pipeline.processors, namespace, hmac_key=hmac_key_from(settings),
-                    idle_after_s=min(0.5, idle_s / 2), poll_timeout_s=0.0)
-    try:
-        runner.run_until_idle(idle_s=idle_s, timeout_s=timeout_s)
-        return runner.stats()
-    finally:
-        runner.close()
+__all__ = ["ReplayStats", "Segment", "default_namespace", "plan", "read_segment", "replay",
+           "run_processors"]
