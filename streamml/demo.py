@@ -1,6 +1,6 @@
 """The main job: the taxi pipeline end to end, from a live replay to a served prediction.
 
-:func:`run_demo` builds ``examples/taxi_pipeline.py`` (connector → ExampleGen →
+:func:`run_demo` builds :mod:`streamml.examples.taxi_pipeline` (connector → ExampleGen →
 StatisticsGen, SchemaGen, ExampleValidator → Trainer with two challengers →
 Evaluator → Pusher), resets its topics, replays the bundled taxi CSV at
 ``rate`` rows/s (a fixed-seed shuffle; event times one simulated second
@@ -24,7 +24,6 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
@@ -35,8 +34,8 @@ from streamml.pipeline import Pipeline, PipelineRun, RunProgress, load_pipeline,
 from streamml.pipeline.status import PipelineView, TopicWatcher
 from streamml.settings import Settings
 
-EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
-TAXI_PIPELINE = EXAMPLES_DIR / "taxi_pipeline.py"
+#: The demo's pipeline: shipped in the package, so an installed wheel runs the demo.
+TAXI_PIPELINE = "streamml.examples.taxi_pipeline"
 #: The instance the demo sends to the model server.
 DEMO_INSTANCE: dict[str, Any] = {
     "fare": 23.25, "trip_miles": 7.1, "trip_seconds": 1260, "trip_start_hour": 18,
@@ -109,10 +108,7 @@ def demo_settings(settings: Settings) -> tuple[Settings, bool]:
 
 
 def build_demo_pipeline(settings: Settings, config: DemoConfig) -> Pipeline:
-    if not TAXI_PIPELINE.is_file():
-        raise ConfigError(f"the demo pipeline {TAXI_PIPELINE} is missing (run the demo "
-                          "from a source checkout: make demo)")
-    return load_pipeline(str(TAXI_PIPELINE), settings, name=config.pipeline, rows=config.rows,
+    return load_pipeline(TAXI_PIPELINE, settings, name=config.pipeline, rows=config.rows,
                          rate=config.rate or None, window=config.window,
                          batch_size=config.batch_size)
 

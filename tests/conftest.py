@@ -57,3 +57,12 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def kafka_url(kafka_bootstrap: str) -> str:
     """``kafka://host:port`` of the session's broker."""
     return f"kafka://{kafka_bootstrap}"
+
+
+@pytest.fixture(autouse=True)
+def _history_dir(tmp_path_factory: pytest.TempPathFactory,
+                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pipelines under test keep their lineage store in a temp dir, not the checkout's
+    ``.streamml-history`` (tests may still set ``STREAMML_HISTORY_DIR`` themselves)."""
+    if "STREAMML_HISTORY_DIR" not in os.environ:
+        monkeypatch.setenv("STREAMML_HISTORY_DIR", str(tmp_path_factory.mktemp("history")))

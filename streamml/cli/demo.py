@@ -138,7 +138,7 @@ def command(state: CliState, pipeline: str | None, rows: int | None, rate: float
     The bundled Chicago taxi CSV (15,002 trips) is replayed as a live stream at
     --rate rows/s, in a fixed-seed shuffle (the file in row order is not
     stationary), with event times one simulated second apart. It flows through
-    the whole pipeline of examples/taxi_pipeline.py: ExampleGen →
+    the whole pipeline of streamml/examples/taxi_pipeline.py: ExampleGen →
     StatisticsGen (rolling windows), SchemaGen, ExampleValidator (alerts on
     <pipeline>.anomalies) → Trainer (two challengers) → Evaluator (blesses at
     ROC AUC >= 0.92) → Pusher (signed models on <pipeline>.models).

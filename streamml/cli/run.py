@@ -5,15 +5,33 @@ from __future__ import annotations
 import signal
 import threading
 from types import FrameType
+from typing import Any
 
 import click
+import yaml
 from rich.console import Console
 
 from streamml.cli.context import CliState, pass_state
 from streamml.errors import ConfigError
-from streamml.log import parse_broker_url
 from streamml.pipeline import PipelineRun, load_pipeline, reset_topics
-from streamml.pipeline.components import Step
+
+
+def parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``("rows=2000", "rate=0")`` -> ``{"rows": 2000, "rate": 0}`` (values as YAML scalars).
+
+    >>> parse_options(("rows=2000", "source=file", "rate=0.5"))
+    {'rows': 2000, 'source': 'file', 'rate': 0.5}
+    """
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise ConfigError(f"--option must look like KEY=VALUE, got {pair!r}")
+        try:
+            out[key] = yaml.safe_load(text) if text else ""
+        except yaml.YAMLError:
+            out[key] = text
+    return out
 
 
 @click.command("run")
@@ -21,8 +39,13 @@ from streamml.pipeline.components import Step
 @click.option("--name", "-p", default=None,
               help="Pipeline name (the <p> of <p>.<role> topics), if the definition takes one.")
 @click.option("--component", "-c", default=None, metavar="NAME",
-              help="Run only this processor, as a faust worker on Kafka (kafka:// broker): "
-                   "start several to form a scaled-out consumer group.")
+              help="Run only this processor, as a faust worker on Kafka (kafka:// broker), "
+                   "in its own consumer group <p>.<NAME>.")
+@click.option("--skip", "-s", multiple=True, metavar="NAME",
+              help="Do not run this component here (it runs as a -c worker). Repeatable.")
+@click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
+              help="Keyword argument of the pipeline's build function, e.g. -o rows=2000. "
+                   "Repeatable.")
 @click.option("--reset", is_flag=True, help="Delete the pipeline's topics first (start over).")
 @click.option("--batch-size", type=click.IntRange(1), default=500, show_default=True,
               help="Most records a processor handles per micro-batch.")
@@ -32,7 +55,8 @@ from streamml.pipeline.components import Step
 @click.option("--dry-run", is_flag=True, help="Build and check the pipeline, print its graph.")
 @pass_state
 def command(state: CliState, pipeline_ref: str, name: str | None, component: str | None,
-            reset: bool, batch_size: int, timeout: float | None, dry_run: bool) -> None:
+            skip: tuple[str, ...], options: tuple[str, ...], reset: bool, batch_size: int,
+            timeout: float | None, dry_run: bool) -> None:
     """Run PIPELINE: module:attr, or a .py file exposing build_pipeline(settings).
 
     The definition is built with the settings (flags > STREAMML_* > config
@@ -43,26 +67,41 @@ def command(state: CliState, pipeline_ref: str, name: str | None, component: str
     exhausted and the processors idle; state is checkpointed, so a second run
     resumes where the first stopped.
 
-    On Kafka, --component NAME runs one processor as a faust worker instead:
-    run it several times to scale it out (workers split its input partitions).
+    On Kafka, --component NAME runs one processor as its own faust worker
+    group instead, built from the same definition; --skip NAME leaves it out
+    of the in-process run. The built-in components keep one state over all
+    their input partitions: one worker per component is active, and a second
+    one started for the same component stops with an error.
 
     \b
     Examples:
       streamml run examples/taxi_pipeline.py
       streamml run examples/drift_pipeline.py --dry-run
+      streamml run streamml.examples.taxi_pipeline -o rows=2000 -o rate=0
+      streamml -b kafka://127.0.0.1:9092 run examples/taxi_pipeline.py -s trainer
       streamml -b kafka://127.0.0.1:9092 run examples/taxi_pipeline.py -c trainer
     """
     console = Console()
-    pipeline = load_pipeline(pipeline_ref, state.settings, name=name)
+    pipeline = load_pipeline(pipeline_ref, state.settings, name=name,
+                             **parse_options(options))
     if dry_run:
         console.print(f"pipeline [cyan]{pipeline.name}[/cyan]: {len(pipeline.components)} "
                       "components, wiring OK")
         console.print(pipeline.describe(), highlight=False, markup=False)
         return
-    log = state.log()
     if component is not None:
-        _run_worker(state, pipeline, component, batch_size)
+        if reset or skip:
+            raise ConfigError("--component runs one worker: it takes no --reset or --skip")
+        from streamml.pipeline.workers import component_host
+
+        host = component_host(pipeline, component, state.settings, batch_size=batch_size)
+        console.print(f"worker [cyan]{pipeline.name}.{component}[/cyan] on "
+                      f"{state.settings.broker}; Ctrl-C stops", highlight=False)
+        code = host.run(loglevel="WARNING")
+        if code:
+            raise click.exceptions.Exit(code)
         return
+    log = state.log()
     if reset:
         reset_topics(log, pipeline)
     stop = threading.Event()
@@ -74,7 +113,7 @@ def command(state: CliState, pipeline_ref: str, name: str | None, component: str
     console.print(f"running [cyan]{pipeline.name}[/cyan] on {log.url} "
                   f"({len(pipeline.components)} components); Ctrl-C stops")
     try:
-        with PipelineRun(pipeline, log, batch_size=batch_size) as run:
+        with PipelineRun(pipeline, log, batch_size=batch_size, exclude=skip) as run:
             try:
                 progress = run.run_until_done(timeout_s=timeout, stop=stop)
             except KeyboardInterrupt:
@@ -87,24 +126,3 @@ def command(state: CliState, pipeline_ref: str, name: str | None, component: str
         console.print(f"{p.name}: {p.records_in:,} in, {p.emitted:,} out, lag {p.lag}")
     console.print(f"done in {progress.elapsed_s:.1f}s. See: streamml status {pipeline.name}")
 
-
-def _run_worker(state: CliState, pipeline: object, component: str, batch_size: int) -> None:
-    from pathlib import Path
-
-    from streamml.pipeline.graph import Pipeline
-    from streamml.runtime.checkpoint import hmac_key_from
-    from streamml.runtime.faust_host import FaustHost
-
-    assert isinstance(pipeline, Pipeline)
-    settings = state.settings
-    if parse_broker_url(settings.broker)[0] != "kafka":
-        raise ConfigError("--component runs a faust worker: it needs --broker kafka://HOST:PORT")
-    step = pipeline.component(component)
-    if not isinstance(step, Step):
-        raise ConfigError(f"{component} is a connector; run it with streamml run (no -c)")
-    where = Path(settings.state_dir) / "faust" / f"{pipeline.name}.{component}"
-    host = FaustHost(step.processor, settings, pipeline=pipeline.name, workdir=where,
-                     batch_size=batch_size, hmac_key=hmac_key_from(settings))
-    code = host.run(loglevel="WARNING")
-    if code:
-        raise click.exceptions.Exit(code)

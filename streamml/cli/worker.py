@@ -13,8 +13,12 @@ from streamml.log import parse_broker_url
 
 @click.command("worker")
 @click.argument("processor", metavar="PROCESSOR")
+@click.option("--component", "-c", default=None, metavar="NAME",
+              help="PROCESSOR is a pipeline (module:attr or a .py file): run its component "
+                   "NAME (the same as streamml run PIPELINE -c NAME).")
 @click.option("--pipeline", "-p", default=None,
-              help="Pipeline name, the <p> of <p>.<role> topics. Default: the pipeline setting.")
+              help="Pipeline name, the <p> of <p>.<role> topics. Default: the pipeline setting "
+                   "(with -c: the pipeline definition's name).")
 @click.option("--workdir", type=click.Path(file_okay=False), default=None,
               help="Directory for faust's data. Default: <state_dir>/faust/<pipeline>.<name>.")
 @click.option("--web-port", type=int, default=None,
@@ -24,21 +28,28 @@ from streamml.log import parse_broker_url
 @click.option("--loglevel", default="WARNING", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 @pass_state
-def command(state: CliState, processor: str, pipeline: str | None, workdir: str | None,
-            web_port: int | None, batch_size: int, loglevel: str) -> None:
+def command(state: CliState, processor: str, component: str | None, pipeline: str | None,
+            workdir: str | None, web_port: int | None, batch_size: int, loglevel: str) -> None:
     """Run PROCESSOR as a faust-streaming worker on Kafka (kafka:// broker only).
 
     PROCESSOR is module:callable, a Processor class or factory that takes no
-    arguments, e.g. mypkg.counting:make. Workers started with the same
-    processor form one consumer group, <pipeline>.<processor name>, and split
-    the input partitions; when one stops or dies, the others take over its
+    arguments, e.g. mypkg.counting:make (the module may be a .py file). Workers
+    started with the same processor form one consumer group,
+    <pipeline>.<processor name>, and split the input partitions, with state
+    per input partition; when one stops or dies, the others take over its
     partitions.
 
-    State is kept per input partition and checkpointed, with the next input
-    offsets, to <pipeline>.checkpoints after every batch, before faust
-    commits: a restarted or replacement worker resumes exactly where the
-    checkpoint says (outputs at least once, state exactly once).
-    SIGTERM or Ctrl-C stops the worker cleanly.
+    With -c NAME, PROCESSOR is a pipeline definition instead and the worker
+    runs its component NAME, built from that definition (user module, gate,
+    signing key and all): streamml worker examples/taxi_pipeline.py -c trainer.
+    Pipeline components keep one state over all their input partitions (one
+    active worker per component).
+
+    State is checkpointed, with the next input offsets, to
+    <pipeline>.checkpoints after every batch, before faust commits: a
+    restarted or replacement worker resumes exactly where the checkpoint says
+    (outputs at least once, state exactly once). SIGTERM or Ctrl-C stops the
+    worker cleanly.
     """
     settings = state.settings
     scheme, _ = parse_broker_url(settings.broker)
@@ -47,16 +58,24 @@ def command(state: CliState, processor: str, pipeline: str | None, workdir: str 
             f"worker needs a kafka:// broker (got {settings.broker}); "
             "use --broker kafka://HOST:PORT or STREAMML_BROKER"
         )
-    from streamml.runtime.checkpoint import hmac_key_from
-    from streamml.runtime.faust_host import FaustHost, load_processor
+    if component is not None:
+        from streamml.pipeline import load_pipeline
+        from streamml.pipeline.workers import component_host
 
-    proc = load_processor(processor)
-    pipeline = pipeline or settings.pipeline
-    where = Path(workdir) if workdir else (
-        Path(settings.state_dir) / "faust" / f"{pipeline}.{proc.processor_name}"
-    )
-    host = FaustHost(proc, settings, pipeline=pipeline, workdir=where, web_port=web_port,
-                     batch_size=batch_size, hmac_key=hmac_key_from(settings))
+        definition = load_pipeline(processor, settings, name=pipeline)
+        host = component_host(definition, component, settings, workdir=workdir,
+                              web_port=web_port, batch_size=batch_size)
+    else:
+        from streamml.runtime.checkpoint import hmac_key_from
+        from streamml.runtime.faust_host import FaustHost, load_processor
+
+        proc = load_processor(processor)
+        pipeline = pipeline or settings.pipeline
+        where = Path(workdir) if workdir else (
+            Path(settings.state_dir) / "faust" / f"{pipeline}.{proc.processor_name}"
+        )
+        host = FaustHost(proc, settings, pipeline=pipeline, workdir=where, web_port=web_port,
+                         batch_size=batch_size, hmac_key=hmac_key_from(settings))
     code = host.run(loglevel=loglevel.upper())
     if code:
         raise click.exceptions.Exit(code)

@@ -121,8 +121,20 @@ def _pusher(p: Any) -> Ports:
                  {p.models_topic: "models"})
 
 
+def _lineage_recorder(p: Any) -> Ports:  # every artifact topic is optional
+    return Ports(dict(p.topics), {p.metadata_topic: "metadata", p.deadletter_topic: "deadletter"},
+                 optional=frozenset(p.topics))
+
+
+def _lineage_materializer(p: Any) -> Ports:
+    return Ports({p.topic: "metadata"}, {p.deadletter_topic: "deadletter"},
+                 optional=frozenset({p.topic}))
+
+
 #: Port declarations of the built-in processors, by class name.
 DECLARED: dict[str, Callable[[Any], Ports]] = {
+    "LineageRecorder": _lineage_recorder,
+    "LineageMaterializer": _lineage_materializer,
     "StatisticsGen": _statistics_gen,
     "SchemaGen": _schema_gen,
     "ExampleValidator": _validator,

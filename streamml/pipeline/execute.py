@@ -7,7 +7,7 @@ topological order, so each turn pushes new examples through the whole graph.
 It works on the embedded log and on Kafka alike (the Runner and the ingest
 loop only use the :class:`~streamml.log.base.Log` interface); on Kafka each
 processor can instead run as its own worker group (``streamml run PIPELINE
---component NAME``).
+--component NAME``), and ``exclude`` leaves those components out of this process.
 
 >>> import pathlib, tempfile
 >>> from streamml.log.embedded import EmbeddedLog
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from streamml.connectors.ingest import Ingestor, IngestStats
@@ -76,21 +76,26 @@ class PipelineRun:
     next offsets), not "a poll came back empty": on Kafka an empty poll often
     just means a fetch is in flight. While records are in flight the lagging
     processors poll for up to ``wait_s``; ``drain_timeout_s`` bounds a drain
-    that stops making progress.
+    that stops making progress. ``exclude`` names components that run
+    elsewhere (faust workers): they are not hosted here.
     """
 
     def __init__(self, pipeline: Pipeline, log: Log, *, batch_size: int = 500,
                  checkpoint_every_records: int = 5000, checkpoint_every_s: float = 5.0,
                  drain_each_batch: bool = True, idle_after_s: float = 0.5,
                  wait_s: float = 0.02, drain_timeout_s: float = 10.0,
-                 hmac_key: bytes | None = None) -> None:
+                 hmac_key: bytes | None = None, exclude: Collection[str] = ()) -> None:
+        for name in exclude:
+            pipeline.component(name)  # ConfigError for an unknown name
         self.pipeline = pipeline
+        self.exclude = frozenset(exclude)
         self.log = log
         self.drain_each_batch = drain_each_batch
         self.wait_s = wait_s
         self.drain_timeout_s = drain_timeout_s
         key = hmac_key if hmac_key is not None else hmac_key_from(pipeline.settings)
-        self.runner = Runner(log, pipeline.processors, pipeline.name, batch_size=batch_size,
+        processors = [p for p in pipeline.processors if p.processor_name not in self.exclude]
+        self.runner = Runner(log, processors, pipeline.name, batch_size=batch_size,
                              checkpoint_every_records=checkpoint_every_records,
                              checkpoint_every_s=checkpoint_every_s, poll_timeout_s=0.0,
                              idle_after_s=idle_after_s, hmac_key=key)
@@ -98,7 +103,7 @@ class PipelineRun:
             Ingestor(log, c.source, pipeline.name, examplegen=c.examplegen,
                      batch_size=c.batch_size, rate=c.rate, max_records=c.max_records,
                      hmac_key=key)
-            for c in pipeline.connectors
+            for c in pipeline.connectors if c.name not in self.exclude
         ]
         self.progress = RunProgress()
         self._started_at = 0.0

@@ -6,7 +6,8 @@ never disturbs the pipeline) and folds them into a :class:`PipelineView`:
 the last final statistics window, the alerts still open (one per cause, the
 last record of an alert id wins), every evaluation and every model version.
 :func:`pipeline_status` adds each component's state from its checkpoint in
-``<p>.checkpoints`` (age, lag = end offsets − checkpointed next offsets).
+``<p>.checkpoints`` (age, lag = end offsets − checkpointed next offsets; a
+faust worker's per-partition checkpoints are merged, each covering its partition).
 Live displays (``streamml demo``) and ``streamml status`` share it.
 
 >>> import tempfile
@@ -152,37 +153,63 @@ def _components(log: Log, pipeline: str, names: list[str] | None,
     if not log.topic_exists(store.topic):
         return [ComponentState(n, "not started", None, None) for n in names or []]
     checkpoints: dict[str, Any] = {}
+    tps = [TopicPartition(store.topic, p.partition)
+           for p in log.describe_topic(store.topic).partitions]
+    deadline = time.monotonic() + 30.0
     with log.consumer(group_id=None) as consumer:
-        consumer.subscribe([store.topic])
-        consumer.seek_to_beginning()
-        while batch := consumer.poll(0.3, 5000):
-            for r in batch:
-                if r.key is None or r.value is None:
+        consumer.assign(tps)
+        consumer.seek_to_beginning(tps)
+        ends = consumer.end_offsets(tps)
+        # to the end offsets: on Kafka an empty poll may only mean a fetch in flight
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            if time.monotonic() > deadline:
+                break
+            for r in consumer.poll(0.3, 5000):
+                if r.key is None:
+                    continue
+                if r.value is None:  # tombstone
+                    checkpoints.pop(r.key.decode(), None)
                     continue
                 try:
                     checkpoints[r.key.decode()] = decode_checkpoint(r.value, hmac_key=hmac_key)
                 except CheckpointError:
                     continue
     now = int(time.time() * 1000)
-    by_name = {cp.processor: cp for cp in checkpoints.values()}
-    ends: dict[TopicPartition, int] = {}
+    by_name = _merge(checkpoints.values())
     out = []
     for name in names if names is not None else sorted(by_name):
-        cp = by_name.get(name)
-        if cp is None:
+        found = by_name.get(name)
+        if found is None:
             out.append(ComponentState(name, "not started", None, None))
             continue
+        offsets, created_ms = found
         lag = 0
-        for topic, parts in cp.offsets.items():
+        for topic, parts in offsets.items():
             if not log.topic_exists(topic):
                 continue
             for p in log.describe_topic(topic).partitions:
-                tp = TopicPartition(topic, p.partition)
-                ends[tp] = p.end_offset
                 lag += max(0, p.end_offset - parts.get(p.partition, 0))
-        recent = now - cp.created_ms <= RUNNING_WITHIN_S * 1000
+        recent = now - created_ms <= RUNNING_WITHIN_S * 1000
         out.append(ComponentState(name, "running" if recent else "idle",
-                                  lag if cp.offsets else None, cp.created_ms))
+                                  lag if offsets else None, created_ms))
+    return out
+
+
+def _merge(checkpoints: Any) -> dict[str, tuple[dict[str, dict[int, int]], int]]:
+    """Per processor: the next offsets of all its checkpoints and the newest one's time.
+
+    One checkpoint per processor from the embedded runner (all partitions); one
+    per input partition from a faust worker: each holds its partition's offsets.
+    """
+    out: dict[str, tuple[dict[str, dict[int, int]], int]] = {}
+    for cp in sorted(checkpoints, key=lambda c: c.created_ms):
+        offsets, newest = out.get(cp.processor, ({}, 0))
+        for topic, parts in cp.offsets.items():
+            if cp.partition is None:
+                offsets[topic] = dict(parts)
+            elif cp.partition in parts:
+                offsets.setdefault(topic, {})[cp.partition] = parts[cp.partition]
+        out[cp.processor] = (offsets, max(newest, cp.created_ms))
     return out
 
 

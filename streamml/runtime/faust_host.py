@@ -2,10 +2,21 @@
 
 Every worker is a faust ``App`` whose id (the Kafka consumer group) is
 ``<pipeline>.<processor name>``; Kafka spreads the input partitions over the
-workers. State is kept per input partition *number* (a clone of the
-processor per partition, covering that partition of every input topic, like
-a Kafka Streams task) and checkpointed to ``<pipeline>.checkpoints`` under
-``<name>/<partition>``.
+workers. Two ways to keep state:
+
+* **per partition** (the default): a clone of the processor per input
+  partition *number*, covering that partition of every input topic (a Kafka
+  Streams task), checkpointed to ``<pipeline>.checkpoints`` under
+  ``<name>/<partition>``. Workers of one group scale out over the partitions;
+  right for processors whose state is local to a partition.
+* **shared** (``shared_state=True``): ONE state over every partition of every
+  input, checkpointed under the embedded runner's key, ``<name>/-`` (so a
+  component moves between the two hosts and resumes). The pipeline's built-in
+  components need it: a Trainer learns one model from all examples, a
+  validator reads the one schema partition. One worker of the group is
+  active; a worker assigned only part of the inputs processes nothing, and
+  unless it holds partition 0 of the first input it stops with an error, so
+  the group settles on the holder of that partition.
 
 Commit ordering, and why faust never commits past a checkpoint:
 
@@ -26,15 +37,19 @@ Commit ordering, and why faust never commits past a checkpoint:
 * ``stream_wait_empty`` is off (faust would otherwise wait on events this
   host deliberately never acks) and the revocation handler waits for the
   batch in progress, so a partition is handed over only between batches.
+
+``on_idle`` (time windows close on it) is called, as on the embedded runner,
+when no input arrived for ``idle_after_s``; its outputs are flushed and
+checkpointed like a batch's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import logging
-import ssl
+import os
+import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,17 +61,24 @@ from streamml.log import open_log, parse_broker_url
 from streamml.log.base import Record, TopicPartition
 from streamml.processors.base import Emit, Message, Processor
 from streamml.runtime.checkpoint import Checkpoint, CheckpointStore, checkpoint_key
+from streamml.runtime.faust_config import (  # noqa: F401  (re-exported)
+    DEFAULT_MAX_REQUEST_SIZE,
+    faust_app_config,
+    faust_credentials,
+    faust_ssl_context,
+)
 from streamml.runtime.runner import dead_letter, topic_spec
 from streamml.serde import decode, decode_key, encode_key
 from streamml.settings import Settings
+from streamml.usercode import import_user_module
 
 logger = logging.getLogger(__name__)
 SEEK_GRACE_S = 30.0
-DEFAULT_MAX_REQUEST_SIZE = 1024 * 1024  # aiokafka's default
 
 
 def load_processor(spec: str) -> Processor:
-    """Build the processor named ``module:callable`` (a class or a factory).
+    """Build the processor named ``module:callable`` (a class or a factory; the module
+    may be a ``.py`` file, imported by :func:`~streamml.usercode.import_user_module`).
 
     >>> load_processor("streamml:nothing")
     Traceback (most recent call last):
@@ -66,10 +88,7 @@ def load_processor(spec: str) -> Processor:
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ConfigError(f"PROCESSOR must look like module:callable, got {spec!r}")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"cannot import {module_name!r}: {exc}") from exc
+    module = import_user_module(module_name, what="processor module")
     try:
         factory: Any = getattr(module, attr)
     except AttributeError:
@@ -82,83 +101,6 @@ def load_processor(spec: str) -> Processor:
     return processor
 
 
-def faust_ssl_context(settings: Settings) -> ssl.SSLContext:
-    """TLS context from ``kafka_ssl_*`` (system CAs when no ``kafka_ssl_cafile``)."""
-    from aiokafka.helpers import create_ssl_context
-
-    if settings.kafka_ssl_keyfile and not settings.kafka_ssl_certfile:
-        raise ConfigError("kafka_ssl_keyfile needs kafka_ssl_certfile")
-    try:
-        return create_ssl_context(cafile=settings.kafka_ssl_cafile,
-                                  certfile=settings.kafka_ssl_certfile,
-                                  keyfile=settings.kafka_ssl_keyfile)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"cannot build the Kafka TLS context: {exc}") from exc
-
-
-def faust_credentials(settings: Settings) -> Any:
-    """faust ``broker_credentials`` for the ``kafka_*`` security settings (``None``: PLAINTEXT).
-
-    The same settings kafka-python gets through ``Settings.kafka_client_config``:
-    ``SSL`` -> ``SSLCredentials``; ``SASL_PLAINTEXT``/``SASL_SSL`` ->
-    ``SASLCredentials`` (PLAIN, SCRAM-SHA-256/512) or ``GSSAPICredentials``, with
-    the TLS context for ``SASL_SSL``.
-
-    >>> faust_credentials(Settings(kafka_security_protocol="SASL_PLAINTEXT",
-    ...     kafka_sasl_mechanism="SCRAM-SHA-512", kafka_sasl_username="u",
-    ...     kafka_sasl_password="p"))
-    <SASLCredentials: username=u>
-    """
-    import faust
-
-    protocol = settings.kafka_security_protocol
-    if protocol == "PLAINTEXT":
-        return None
-    context = faust_ssl_context(settings) if protocol in ("SSL", "SASL_SSL") else None
-    if protocol == "SSL":
-        return faust.SSLCredentials(context)
-    mechanism = (settings.kafka_sasl_mechanism or "PLAIN").upper()
-    if mechanism == "GSSAPI":
-        return faust.GSSAPICredentials(ssl_context=context)
-    if mechanism not in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
-        raise ConfigError(f"the faust host does not support SASL mechanism {mechanism!r}")
-    password = settings.kafka_sasl_password
-    return faust.SASLCredentials(
-        username=settings.kafka_sasl_username,
-        password=password.get_secret_value() if password is not None else None,
-        ssl_context=context, mechanism=mechanism,
-    )
-
-
-def faust_app_config(settings: Settings, app_id: str, bootstrap: str, workdir: Path, *,
-                     web_port: int | None = None, session_timeout_s: float = 10.0,
-                     max_request_size: int = DEFAULT_MAX_REQUEST_SIZE) -> dict[str, Any]:
-    """Keyword arguments of the worker's ``faust.App`` (security settings included).
-
-    ``max_request_size`` bounds one produce request; the host raises it to the
-    checkpoints topic's ``max.message.bytes`` so large states can be written.
-    """
-    return {
-        "id": app_id,
-        "broker": f"kafka://{bootstrap}",
-        "broker_credentials": faust_credentials(settings),
-        "broker_client_id": settings.kafka_client_id,
-        "datadir": str(workdir / "faust-data"),
-        "web_enabled": web_port is not None,
-        "web_port": web_port or 6066,
-        "web_host": "127.0.0.1",
-        "topic_disable_leader": True,
-        "topic_allow_declare": False,
-        "stream_wait_empty": False,
-        "consumer_auto_offset_reset": "earliest",
-        "broker_commit_interval": 1.0,
-        "producer_acks": -1,
-        "producer_max_request_size": max_request_size,
-        "broker_session_timeout": session_timeout_s,
-        "broker_heartbeat_interval": max(0.5, session_timeout_s / 10),
-    }
-
-
 @dataclass
 class _PartitionTask:
     processor: Processor
@@ -166,6 +108,8 @@ class _PartitionTask:
     checked: set[TopicPartition] = field(default_factory=set)
     seeking: dict[TopicPartition, float] = field(default_factory=dict)
     batch: list[Message] = field(default_factory=list)
+    last_input: float = field(default_factory=time.monotonic)
+    last_idle_call: float = 0.0
 
 
 class FaustHost:
@@ -174,7 +118,8 @@ class FaustHost:
     def __init__(self, processor: Processor, settings: Settings, *, pipeline: str,
                  workdir: str | Path, web_port: int | None = None, batch_size: int = 500,
                  batch_within_s: float = 0.5, hmac_key: bytes | None = None,
-                 session_timeout_s: float = 10.0) -> None:
+                 session_timeout_s: float = 10.0, shared_state: bool = False,
+                 idle_after_s: float = 1.0, create_inputs: bool = False) -> None:
         scheme, location = parse_broker_url(settings.broker)
         if scheme != "kafka":
             raise ConfigError(
@@ -190,11 +135,16 @@ class FaustHost:
         self.batch_size = batch_size
         self.batch_within_s = batch_within_s
         self.session_timeout_s = session_timeout_s
+        self.shared_state = shared_state
+        self.create_inputs = create_inputs
+        self.idle_after_s = idle_after_s
+        self.exit_error: str | None = None
         self.log = open_log(settings.broker, settings)
         self.store = CheckpointStore(self.log, pipeline, hmac_key=hmac_key)
         self.deadletter_topic = topic_spec(pipeline, f"{pipeline}.deadletter").name
-        self.tasks: dict[int, _PartitionTask] = {}
+        self.tasks: dict[int | None, _PartitionTask] = {}
         self.owned: set[TopicPartition] = set()
+        self.all_inputs: set[TopicPartition] = set()
         self._loaded: dict[str, Checkpoint] | None = None
         self._lock = asyncio.Lock()
         self.app = self._build_app()
@@ -202,12 +152,16 @@ class FaustHost:
     # -- setup ------------------------------------------------------------------
     def _ensure_topics(self) -> None:
         self.store.ensure_topic()
-        for topic in (*self.processor.outputs, self.deadletter_topic):
+        made = (*self.processor.outputs, self.deadletter_topic,
+                *(self.processor.inputs if self.create_inputs else ()))
+        for topic in made:
             if not self.log.topic_exists(topic):
                 self.log.create_topic(topic_spec(self.pipeline, topic), exist_ok=True)
         missing = [t for t in self.processor.inputs if not self.log.topic_exists(t)]
         if missing:
             raise ConfigError(f"input topics do not exist: {', '.join(missing)}")
+        self.all_inputs = {TopicPartition(t, p.partition) for t in self.processor.inputs
+                           for p in self.log.describe_topic(t).partitions}
 
     def _max_request_size(self) -> int:
         """Room for the largest checkpoint the checkpoints topic accepts (plus overhead)."""
@@ -234,6 +188,7 @@ class FaustHost:
                 await self.handle(stream, events)
 
         app.agent(topic, name=f"{self.name}-agent")(agent)
+        app.timer(max(0.1, self.idle_after_s / 2), name=f"{self.name}-idle")(self._idle_tick)
 
         async def on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
             async with self._lock:  # hand partitions over only between batches
@@ -241,7 +196,7 @@ class FaustHost:
                 self.owned -= gone
                 self._forget_unowned()
                 logger.info("%s revoked %s, keeping tasks %s", self.name, sorted(gone),
-                            sorted(self.tasks))
+                            list(self.tasks))
 
         async def on_assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
             async with self._lock:
@@ -252,6 +207,7 @@ class FaustHost:
                 for task in self.tasks.values():
                     task.checked.clear()
                 self._write_status()
+                self._check_shared_assignment()
 
         app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
         app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
@@ -267,29 +223,60 @@ class FaustHost:
         tmp.replace(self.workdir / "assignment.json")
         logger.info("%s assigned %s", self.name, status["partitions"])
 
+    @property
+    def owns_all(self) -> bool:
+        """Shared state: this worker holds every input partition (it may process)."""
+        return bool(self.owned) and self.owned >= self.all_inputs
+
+    def _check_shared_assignment(self) -> None:
+        """Shared state split over workers: all but the holder of the lead partition stop."""
+        if not self.shared_state or not self.owned or self.owns_all:
+            return
+        lead = TopicPartition(self.processor.inputs[0], 0)
+        if lead in self.owned:
+            logger.warning("%s: another worker joined group %s.%s; this one keeps one state "
+                           "over all partitions, so it waits until it holds them all",
+                           self.name, self.pipeline, self.name)
+            return
+        self.exit_error = (f"{self.name} keeps one state over all its input partitions, so "
+                           f"one worker of group {self.pipeline}.{self.name} runs it: the one "
+                           f"holding {lead.topic}[0] goes on from the checkpoint, this one stops")
+        logger.error("%s", self.exit_error)
+        os.kill(os.getpid(), signal.SIGTERM)  # faust's worker shuts down cleanly on it
+
+    def _task_id(self, partition: int) -> int | None:
+        """Which task's state covers input ``partition`` (``None``: the shared one)."""
+        return None if self.shared_state else partition
+
     def _forget_unowned(self) -> None:
+        if self.shared_state:
+            if not self.owns_all:
+                self.tasks.clear()
+            return
         partitions = {tp.partition for tp in self.owned}
         for p in [p for p in self.tasks if p not in partitions]:
             del self.tasks[p]
 
-    async def _task(self, partition: int) -> _PartitionTask:
-        task = self.tasks.get(partition)
+    async def _task(self, tid: int | None) -> _PartitionTask:
+        task = self.tasks.get(tid)
         if task is not None:
             return task
         if self._loaded is None:
             self._loaded = await asyncio.to_thread(self.store.load_all)
-        cp = self._loaded.get(checkpoint_key(self.name, partition))
+        cp = self._loaded.get(checkpoint_key(self.name, tid))
         processor = self.processor.clone()
         if cp is not None:
             processor.restore(cp.state)
         next_offsets = {}
-        for topic in self.processor.inputs:
-            tp = TopicPartition(topic, partition)
+        covered = (sorted(self.all_inputs) if tid is None
+                   else [TopicPartition(t, tid) for t in self.processor.inputs])
+        for tp in covered:
             start = await asyncio.to_thread(self._start_offset, tp)
             found = cp.next_offset(tp) if cp is not None else None
             next_offsets[tp] = max(found if found is not None else 0, start)
-        task = self.tasks[partition] = _PartitionTask(processor, next_offsets)
-        logger.info("%s partition %d restored at %s", self.name, partition, next_offsets)
+        task = self.tasks[tid] = _PartitionTask(processor, next_offsets)
+        logger.info("%s task %s restored at %s", self.name,
+                    "shared" if tid is None else tid, next_offsets)
         return task
 
     def _start_offset(self, tp: TopicPartition) -> int:
@@ -303,9 +290,9 @@ class FaustHost:
         if message.generation_id != self.app.consumer_generation_id:
             return "drop"
         tp = TopicPartition(message.topic, message.partition)
-        if tp not in self.owned:
-            return "drop"
-        task = await self._task(tp.partition)
+        if tp not in self.owned or (self.shared_state and not self.owns_all):
+            return "drop"  # not acked: redelivered to whoever holds it
+        task = await self._task(self._task_id(tp.partition))
         expected = task.next_offsets[tp]
         offset = message.offset
         if tp in task.seeking:
@@ -328,7 +315,7 @@ class FaustHost:
         """Process one batch: outputs, flush, checkpoints, and only then acks."""
         async with self._lock:
             to_ack: list[Any] = []
-            touched: dict[int, _PartitionTask] = {}
+            touched: dict[int | None, _PartitionTask] = {}
             pending: list[Any] = []
             for event in events:
                 verdict = await self._admit(event)
@@ -338,8 +325,10 @@ class FaustHost:
                 if verdict == "covered":
                     continue
                 message = event.message
-                task = self.tasks[message.partition]
-                touched[message.partition] = task
+                tid = self._task_id(message.partition)
+                task = self.tasks[tid]
+                task.last_input = time.monotonic()
+                touched[tid] = task
                 try:
                     task.batch.append(Message(message.topic, message.partition, message.offset,
                                               int(message.timestamp * 1000),
@@ -356,10 +345,27 @@ class FaustHost:
             if pending:
                 await self.app.producer.flush()
                 await asyncio.gather(*pending)
-            for partition, task in touched.items():
-                await self._write_checkpoint(partition, task)
+            for tid, task in touched.items():
+                await self._write_checkpoint(tid, task)
             for event in to_ack:
                 await stream.ack(event)
+
+    async def _idle_tick(self) -> None:
+        """``on_idle`` for tasks without input for ``idle_after_s``: emit, flush, checkpoint."""
+        async with self._lock:
+            now = time.monotonic()
+            for tid, task in list(self.tasks.items()):
+                if (now - task.last_input < self.idle_after_s
+                        or now - task.last_idle_call < self.idle_after_s):
+                    continue
+                task.last_idle_call = now
+                emits = list(task.processor.on_idle(int(time.time() * 1000)))
+                if not emits:
+                    continue
+                pending = [await self._send_emit(e) for e in emits]
+                await self.app.producer.flush()
+                await asyncio.gather(*pending)
+                await self._write_checkpoint(tid, task)
 
     async def _send(self, topic: str, key: bytes | None, value: bytes | None,
                     partition: int | None = None, timestamp_ms: int | None = None,
@@ -374,7 +380,7 @@ class FaustHost:
                                 timestamp_ms=emit.timestamp_ms,
                                 headers=list(emit.headers) or None)
 
-    async def _write_checkpoint(self, partition: int, task: _PartitionTask) -> None:
+    async def _write_checkpoint(self, partition: int | None, task: _PartitionTask) -> None:
         offsets: dict[str, dict[int, int]] = {}
         for tp, offset in task.next_offsets.items():
             offsets.setdefault(tp.topic, {})[tp.partition] = offset
@@ -386,18 +392,24 @@ class FaustHost:
 
     # -- running --------------------------------------------------------------------
     def run(self, loglevel: str = "WARNING") -> int:
-        """Run the worker until SIGTERM/SIGINT; return its exit code."""
+        """Run the worker until SIGTERM/SIGINT; return its exit code.
+
+        ``ConfigError`` when it stopped because another worker runs its shared state.
+        """
         from faust.worker import Worker
 
         worker = Worker(self.app, loglevel=loglevel, quiet=True,
                         workdir=str(self.workdir), redirect_stdouts=False)
+        code = 0
         try:
             worker.execute_from_commandline()
         except SystemExit as exc:
-            return int(exc.code or 0)
+            code = int(exc.code or 0)
         finally:
             self.log.close()
-        return 0
+        if self.exit_error is not None:
+            raise ConfigError(self.exit_error)
+        return code
 
 
 def host_from_spec(spec: str, settings: Settings, **kwargs: Any) -> FaustHost:

@@ -28,6 +28,7 @@ from aiohttp import web
 
 from streamml.client.subscriber import ModelSubscriber
 from streamml.client.verify import Refusal
+from streamml.history.deployments import DeploymentRecorder, default_host
 from streamml.log import Log
 from streamml.serving.app import make_app
 from streamml.serving.registry import ModelRegistry
@@ -70,6 +71,7 @@ class ModelServer:
         self.host = host
         self._sock = socket.create_server((host, port), backlog=1024)
         self.port: int = self._sock.getsockname()[1]
+        self.deployments = DeploymentRecorder(log, pipeline, host=default_host(self.port))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._http_thread: threading.Thread | None = None
@@ -116,6 +118,7 @@ class ModelServer:
         try:
             for served in self.subscriber.updates(timeout_s=None):
                 self.registry.install(served)
+                self.deployments.loaded(served.release)  # lineage: this server loaded it
         except Exception:
             logger.exception("model subscriber stopped")
 
@@ -154,6 +157,7 @@ class ModelServer:
             self._http_thread.join(timeout=10)
             self._http_thread = None
         self.subscriber.close()
+        self.deployments.close()
         self._sock.close()
 
     def serve_forever(self) -> None:

@@ -121,6 +121,13 @@ def digest(log: Log, pipeline: str) -> dict[str, Any]:
 _EMBEDDED: dict[str, Any] = {}
 
 
+@pytest.fixture(autouse=True)
+def _cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run in a temp dir: the pipeline's lineage store (``.streamml-history``) lands there."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("STREAMML_HISTORY_DIR", raising=False)
+
+
 def test_demo_on_embedded_log(tmp_path_factory: pytest.TempPathFactory) -> None:
     root = tmp_path_factory.mktemp("e2e")
     log, summary = run(f"embedded://{root / 'log'}", "e2e")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from streamml.errors import ConfigError
-from streamml.runtime.faust_host import faust_app_config, faust_credentials
+from streamml.runtime.faust_config import faust_app_config, faust_credentials
 from streamml.settings import Settings
 
 faust = pytest.importorskip("faust")
