@@ -84,7 +84,8 @@ def command(state: CliState, model: str | None, pipeline: str | None, as_json: b
         raise ConfigError("name a MODEL[:VERSION], or use --expire-before")
     pipeline = pipeline or state.settings.pipeline
     db = resolve_dir(directory) / LINEAGE_DB
-    store = LineageStore(db, read_only=no_sync and expire_before is None)
+    # a running pipeline's materializer holds the file only while it writes: wait for it
+    store = LineageStore(db, read_only=no_sync and expire_before is None, wait_s=10.0)
     try:
         if not (no_sync and expire_before is None):
             log = state.log()

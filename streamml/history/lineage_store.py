@@ -127,7 +127,9 @@ def try_decode(value: bytes | dict[str, Any] | None) -> MetadataEvent | None:
 class LineageStore:
     """The DuckDB lineage store (one writer process at a time; ``read_only`` for readers)."""
 
-    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False, wait_s: float = 0.0) -> None:
+        """Open (or create) the store; ``wait_s``: how long to retry while another
+        process (a running pipeline's materializer) holds the file lock."""
         import duckdb
 
         self.path = Path(path)
@@ -135,11 +137,19 @@ class LineageStore:
             raise ConfigError(f"no lineage store at {self.path}: run `streamml lineage` "
                               "against the log first")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.con = duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.Error as exc:
-            raise ConfigError(f"cannot open lineage store {self.path}: "
-                              f"{str(exc).splitlines()[0]}") from None
+        deadline = time.monotonic() + wait_s
+        delay = 0.05
+        while True:
+            try:
+                self.con = duckdb.connect(str(self.path), read_only=read_only)
+                break
+            except duckdb.Error as exc:
+                locked = "lock" in str(exc).lower()
+                if not locked or time.monotonic() + delay > deadline:
+                    raise ConfigError(f"cannot open lineage store {self.path}: "
+                                      f"{str(exc).splitlines()[0]}") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
         if not read_only:
             self.con.execute(_TABLES)
             self.con.execute(_VIEWS)
