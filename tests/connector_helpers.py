@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import random
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -67,3 +71,40 @@ def wait_for(predicate: Any, timeout: float = 60, every: float = 0.1) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(every)
+
+
+def kill_restart(args: list[str], broker: str, feed: list[object], rng: random.Random) -> None:
+    """Run `ingest` and kill -9 it at random moments, calling each feed step in between."""
+    for step in feed:
+        step()  # type: ignore[operator]
+        proc = spawn_ingest_cli(*args, broker=broker)
+        try:
+            proc.wait(timeout=rng.uniform(0.5, 1.5))
+        except Exception:  # noqa: BLE001 - still running: kill it
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+
+
+def finish(args: list[str], broker: str, topic: str, expected: set[str],
+           also: dict[str, set[str]] | None = None) -> list[str]:
+    """Run `ingest` until ``topic`` (and every topic of ``also``) holds the expected ids."""
+    wanted = {topic: expected, **(also or {})}
+
+    def complete() -> bool:
+        return all({e["id"] for e in read_topic(broker, t)} >= ids for t, ids in wanted.items())
+
+    with tempfile.TemporaryFile() as err:
+        proc = spawn_ingest_cli(*args, broker=broker, stderr=err)
+        try:
+            try:
+                wait_for(complete, timeout=120, every=0.5)
+            except AssertionError:
+                missing = sorted(expected - {e["id"] for e in read_topic(broker, topic)})
+                err.seek(0)
+                raise AssertionError(
+                    f"{len(missing)} ids missing, e.g. {missing[:5]} ... {missing[-5:]}; "
+                    f"ingest stderr: {err.read()[-2000:]!r}") from None
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    return [e["id"] for e in read_topic(broker, topic)]

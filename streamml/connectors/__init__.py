@@ -2,9 +2,13 @@
 
 * :mod:`~streamml.connectors.base`: the :class:`SourceConnector` contract and
   :class:`SourceRecord`; :func:`register_source` plugs in new source types;
-* :mod:`~streamml.connectors.file` (CSV, JSON Lines, Parquet; once or follow)
-  and :mod:`~streamml.connectors.sql` (SQLite, DuckDB polling);
-* :mod:`~streamml.connectors.examplegen`: records → examples / dead letters;
+* :mod:`~streamml.connectors.file` (CSV, JSON Lines, Parquet; once or follow;
+  record framing in :mod:`~streamml.connectors.filetext`, quoted CSV newlines
+  included) and :mod:`~streamml.connectors.sql` (SQLite, DuckDB polling);
+* :mod:`~streamml.connectors.examplegen`: records → examples / dead letters
+  (typing in :mod:`~streamml.connectors.csvbatch` and
+  :mod:`~streamml.connectors.coltypes`; splits and event times in
+  :mod:`~streamml.connectors.fields`);
 * :mod:`~streamml.connectors.ingest`: the exactly-resumable ingest loop;
 * :mod:`~streamml.connectors.definition`: ``connectors/<name>.yaml`` files.
 

@@ -1,6 +1,7 @@
 """Parse a batch of CSV lines with pyarrow in one go, and type its columns.
 
-Each line is one record (quoted fields may not span lines). Lines that are
+Each item is one record; a quoted field may hold newlines (the file source
+frames such records, see :mod:`~streamml.connectors.filetext`). Records that are
 not CSV (unbalanced quotes, a wrong number of fields) are refused as
 ``unparsable`` and the rest still parse; values that do not fit their
 column's locked type are refused as ``invalid_type``. Only empty cells are
@@ -39,8 +40,11 @@ class ParsedCsv:
 
 
 def _read(header: bytes, lines: list[bytes], column_types: dict[str, pa.DataType],
-          invalid: list[str]) -> pa.Table:
-    buf = header + b"\n" + b"\n".join(lines) + b"\n"
+          invalid: list[str], body: bytes | None = None) -> pa.Table:
+    """``body``: ``b"\\n".join(lines)`` when the caller has it already."""
+    buf = b"".join((header, b"\n", b"\n".join(lines) if body is None else body, b"\n"))
+    # Quoted fields holding newlines (RFC 4180): only then pay for pyarrow's slower mode.
+    multiline = buf.count(b"\n") != len(lines) + 1
 
     def on_invalid(row: Any) -> str:
         invalid.append(row.text)
@@ -49,7 +53,8 @@ def _read(header: bytes, lines: list[bytes], column_types: dict[str, pa.DataType
     return pacsv.read_csv(
         pa.py_buffer(buf),
         read_options=pacsv.ReadOptions(use_threads=True, block_size=max(len(buf) + 1, 1 << 20)),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid,
+                                         newlines_in_values=multiline),
         convert_options=pacsv.ConvertOptions(
             null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=True,
             true_values=["true", "True", "TRUE"], false_values=["false", "False", "FALSE"],
@@ -119,13 +124,20 @@ def _typed_column(name: str, col: pa.ChunkedArray, types: ColumnTypes, row_pos: 
     return values
 
 
-def parse_csv_batch(header: bytes, lines: list[bytes], types: ColumnTypes) -> ParsedCsv:
-    """Parse ``lines`` under ``header``; type the columns with (and update) ``types``."""
+def parse_csv_batch(header: bytes, lines: list[bytes], types: ColumnTypes, *,
+                    body: bytes | None = None) -> ParsedCsv:
+    """Parse ``lines`` under ``header``; type the columns with (and update) ``types``.
+
+    ``body`` is ``b"\\n".join(lines)`` if the caller built it already (it is not rebuilt).
+    """
     names = next(csv.reader([header.decode("utf-8")]), [])
     out = ParsedCsv(names=names)
-    if not any(b'"' in line for line in lines):
+    if body is None:
+        body = b"\n".join(lines)
+    if b'"' not in body:
         ok = list(range(len(lines)))
     else:
+        body = None  # some lines may be refused: the parsed text is rebuilt
         ok = []
         for i, line in enumerate(lines):
             if line.count(b'"') % 2:
@@ -137,7 +149,8 @@ def parse_csv_batch(header: bytes, lines: list[bytes], types: ColumnTypes) -> Pa
     string_cols = {n: pa.string() for n in names if types.locked.get(n) == "string"}
     invalid: list[str] = []
     try:
-        table = _read(header, [lines[i] for i in ok], string_cols, invalid)
+        table = _read(header, [lines[i] for i in ok] if body is None else lines, string_cols,
+                      invalid, body)
     except (pa.ArrowInvalid, ValueError) as exc:
         return _one_by_one(header, lines, ok, types, out, str(exc))
     odd = [n for n, t in zip(table.column_names, table.schema.types, strict=True) if not _basic(t)]

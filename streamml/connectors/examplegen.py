@@ -34,131 +34,37 @@ path does not run pydantic); tests validate them with the payload model.
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
-import gc
 import hashlib
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from itertools import repeat
+from operator import attrgetter, methodcaller
+from typing import Any
 
 import orjson
 
 from streamml.connectors.base import SourceRecord
 from streamml.connectors.coltypes import CoercionError, ColumnTypes, coerce, kind_of_values
+from streamml.connectors.fields import (
+    DEFAULT_SPLITS,
+    TimeUnit,
+    encode_example,
+    flatten,
+    gc_paused,
+    hash_split,
+    time_to_ms,
+    to_event_ms,
+)
 from streamml.errors import ConfigError
 from streamml.payloads.base import finite_json
 
-TimeUnit = Literal["auto", "s", "ms", "us", "iso"]
-DEFAULT_SPLITS: tuple[tuple[str, int], ...] = (("eval", 1), ("train", 2))
+__all__ = ["DEFAULT_SPLITS", "ExampleBatch", "ExampleGen", "TimeUnit", "encode_example",
+           "flatten", "gc_paused", "hash_split", "time_to_ms", "to_event_ms"]
 
-
-def hash_split(example_id: str, splits: Sequence[tuple[str, int]] = DEFAULT_SPLITS) -> str:
-    """The split of ``example_id``: blake2b of the id into the splits' cumulative buckets.
-
-    The default (``eval`` 1 bucket, ``train`` 2) gives the same answer as
-    :func:`streamml.processors.basic.split_of`.
-
-    >>> from streamml.processors.basic import split_of
-    >>> all(hash_split(f"id-{i}") == split_of(f"id-{i}") for i in range(100))
-    True
-    >>> hash_split("x", [("train", 8), ("eval", 1), ("test", 1)]) in {"train", "eval", "test"}
-    True
-    """
-    total = sum(n for _, n in splits)
-    bucket = int.from_bytes(
-        hashlib.blake2b(example_id.encode(), digest_size=8).digest(), "big") % total
-    for name, n in splits:
-        if bucket < n:
-            return name
-        bucket -= n
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def time_to_ms(value: int | float, unit: TimeUnit = "auto") -> int:
-    """Milliseconds since the epoch from a number of seconds, ms or µs.
-
-    ``auto`` reads numbers below 1e11 as seconds, below 1e14 as milliseconds,
-    else microseconds (see :func:`to_event_ms` for text).
-
-    >>> time_to_ms(1400269500), time_to_ms(1400269500000), time_to_ms(1.5, "s")
-    (1400269500000, 1400269500000, 1500)
-    """
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{value!r} is not a time")
-    if unit == "auto":
-        unit = "s" if abs(value) < 1e11 else "ms" if abs(value) < 1e14 else "us"
-    if unit == "s":
-        ms = value * 1000 if isinstance(value, int) else int(value * 1000)
-    elif unit == "ms":
-        ms = int(value)
-    elif unit == "us":
-        ms = int(value // 1000)
-    else:
-        raise ValueError(f"{value!r} is not ISO 8601 text")
-    if ms < 0:
-        raise ValueError(f"{value!r} is before 1970")
-    return ms
-
-
-def _iso_to_ms(text: str) -> int:
-    try:
-        parsed = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(f"{text!r} is not a time (ISO 8601 or a number)") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    ms = int(parsed.timestamp() * 1000)
-    if ms < 0:
-        raise ValueError(f"{text!r} is before 1970")
-    return ms
-
-
-def to_event_ms(value: Any, unit: TimeUnit) -> int | None:
-    """:func:`time_to_ms`, also for text: a number, or ISO 8601 (naive means UTC).
-
-    >>> to_event_ms("2014-05-16T19:45:00Z", "auto"), to_event_ms("1400269500", "s")
-    (1400269500000, 1400269500000)
-    """
-    if value is None:
-        return None
-    if isinstance(value, str):
-        if unit in ("auto", "iso"):
-            try:
-                return time_to_ms(float(value), "auto" if unit == "iso" else unit)
-            except ValueError:
-                return _iso_to_ms(value)
-        try:
-            return time_to_ms(float(value), unit)
-        except ValueError:
-            raise ValueError(f"{value!r} is not a number of {unit}") from None
-    return time_to_ms(value, unit)
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector for one batch (restored after, if it was on).
-
-    A batch allocates tens of thousands of acyclic dicts and lists; letting the
-    collector traverse them again and again costs a third of the batch time.
-
-    >>> import gc
-    >>> with gc_paused():
-    ...     gc.isenabled()
-    False
-    >>> gc.isenabled()
-    True
-    """
-    was = gc.isenabled()
-    if was:
-        gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
+_FMT_HEADER_ERROR = attrgetter("fmt", "header", "error")
+_RAW, _ID, _EVENT_TIME = attrgetter("raw"), attrgetter("id"), attrgetter("event_time_ms")
 
 
 @dataclass
@@ -167,24 +73,6 @@ class ExampleBatch:
 
     examples: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
-
-
-def flatten(obj: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested objects become dotted names; lists of objects become JSON text.
-
-    >>> flatten({"a": {"b": 1, "c": [1, 2]}, "d": [{"x": 1}]})
-    {'a.b': 1, 'a.c': [1, 2], 'd': '[{"x":1}]'}
-    """
-    out: dict[str, Any] = {}
-    for k, v in obj.items():
-        name = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten(v, name + "."))
-        elif isinstance(v, list) and any(isinstance(x, dict | list) for x in v):
-            out[name] = orjson.dumps(v).decode()
-        else:
-            out[name] = v
-    return out
 
 
 class ExampleGen:
@@ -243,6 +131,11 @@ class ExampleGen:
     def _process(self, records: Sequence[SourceRecord]) -> ExampleBatch:
         now_ms = int(self.clock() * 1000)
         out = ExampleBatch()
+        kinds = set(map(_FMT_HEADER_ERROR, records))
+        if len(kinds) == 1 and next(iter(kinds))[0] != "row" and next(iter(kinds))[2] is None \
+                and max(map(len, map(_RAW, records))) <= self.max_record_bytes:
+            self._group(list(records), out, now_ms)  # one clean group: no per-record checks
+            return out
         group: list[SourceRecord] = []
         group_of: tuple[str, bytes | None] | None = None
         for rec in records:
@@ -303,15 +196,20 @@ class ExampleGen:
                            now_ms=now_ms)
             return
         lines = [rec.raw or b"" for rec in recs]
+        body: bytes | None = b"\n".join(lines)
         try:
-            b"\n".join(lines).decode("utf-8")
+            body.decode("utf-8")  # type: ignore[union-attr]
             bad_enc: set[int] = set()
         except UnicodeDecodeError:
             bad_enc = {i for i, line in enumerate(lines) if _bad_utf8(line)}
-        keep = [i for i in range(len(recs)) if i not in bad_enc]
-        for i in sorted(bad_enc):
-            self._dead(out, recs[i], "bad_encoding", "not valid UTF-8", now_ms=now_ms)
-        parsed = parse_csv_batch(header, [lines[i] for i in keep], self.types)
+        if bad_enc:
+            keep = [i for i in range(len(recs)) if i not in bad_enc]
+            for i in sorted(bad_enc):
+                self._dead(out, recs[i], "bad_encoding", "not valid UTF-8", now_ms=now_ms)
+            lines, body = [lines[i] for i in keep], None
+        else:
+            keep = list(range(len(recs)))
+        parsed = parse_csv_batch(header, lines, self.types, body=body)
         for pos, (reason, detail) in sorted(parsed.refused.items()):
             self._dead(out, recs[keep[pos]], reason, detail, now_ms=now_ms)
         names, refused = parsed.names, parsed.refused
@@ -322,9 +220,10 @@ class ExampleGen:
                     if pos not in refused]
             self._emit_many([g[0] for g in good], [g[1] for g in good], out, now_ms)
         else:
-            self._emit_many([recs[keep[pos]] for pos in parsed.row_pos],
-                            [dict(zip(names, values, strict=False)) for values in rows],
-                            out, now_ms)
+            # map/zip/dict run in C: no bytecode per row (~20% faster than a comprehension)
+            kept = recs if len(parsed.row_pos) == len(recs) else [
+                recs[keep[pos]] for pos in parsed.row_pos]
+            self._emit_many(kept, list(map(dict, map(zip, repeat(names), rows))), out, now_ms)
 
     # -- parsed rows (JSON, Parquet, SQL) ------------------------------------------
     def _rows(self, recs: list[SourceRecord], rows: list[dict[str, Any]], out: ExampleBatch,
@@ -378,17 +277,18 @@ class ExampleGen:
             if len(keep) < len(recs):
                 recs, feats = [recs[i] for i in keep], [feats[i] for i in keep]
         else:
-            ids = [r.id for r in recs]
-        times: list[int | None] = [r.event_time_ms for r in recs]
+            ids = list(map(_ID, recs))
+        times: list[int | None] = list(map(_EVENT_TIME, recs))
         if etime is not None:
-            bad = self._event_times([f.get(etime) for f in feats], times)
+            bad = self._event_times(list(map(methodcaller("get", etime), feats)), times)
             if bad:
                 for i, why in bad.items():
                     self._dead(out, recs[i], "invalid_type", f"event time: {why}", now_ms=now_ms)
                 ok = [i for i in range(len(recs)) if i not in bad]
                 recs, feats = [recs[i] for i in ok], [feats[i] for i in ok]
                 ids, times = [ids[i] for i in ok], [times[i] for i in ok]
-        labels = [f.pop(label, None) for f in feats] if label is not None else [None] * len(feats)
+        labels = (list(map(methodcaller("pop", label, None), feats)) if label is not None
+                  else [None] * len(feats))
         splits = self.split_many(ids)
         source = self.source
         out.examples.extend([
@@ -415,8 +315,8 @@ class ExampleGen:
     def _event_times(self, values: list[Any], times: list[int | None]) -> dict[int, str]:
         """Fill ``times`` (ms) from the event-time column ``values``; the refused rows' errors."""
         unit = self.event_time_unit
-        if unit in ("s", "auto") and all(type(v) is int and 0 <= v < 100_000_000_000
-                                         for v in values):
+        if unit in ("s", "auto") and values and set(map(type, values)) == {int} \
+                and 0 <= min(values) and max(values) < 100_000_000_000:
             times[:] = [v * 1000 for v in values]
             return {}
         bad: dict[int, str] = {}
@@ -454,12 +354,3 @@ def _bad_utf8(data: bytes) -> bool:
     except UnicodeDecodeError:
         return True
     return False
-
-
-def encode_example(example: dict[str, Any]) -> bytes:
-    """JSON bytes of an example dict (non-finite floats as ``"NaN"``... tokens)."""
-    try:
-        return orjson.dumps(example)
-    except TypeError:
-        return orjson.dumps(finite_json(example), default=str)
-

@@ -25,8 +25,10 @@ Each record's id is ``<connector>:<name>[~<gen>]:<line>`` (``line`` is the
 physical line, 1-based, the CSV header being line 1; Parquet: the row index),
 so a file keeps its ids across restarts even after it was renamed.
 
-For CSV, the first line of every file (and of every generation) is its
-header. Blank lines are not records. Quoted fields may not span lines.
+For CSV, the first record of every file (and of every generation) is its
+header. Blank lines are not records. A quoted field may hold newlines (RFC
+4180): the record then spans lines and its id is its first line (framing:
+:mod:`~streamml.connectors.filetext`).
 
 >>> import tempfile, pathlib
 >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -46,31 +48,20 @@ import fnmatch
 import glob as globmod
 import os
 import time
-from dataclasses import asdict, dataclass
-from itertools import accumulate
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
-from streamml.connectors.base import Position, RecordFormat, SourceConnector, SourceRecord
+from streamml.connectors.base import Position, SourceConnector, SourceRecord
+from streamml.connectors.filetext import CHUNK, FileState, TextReader, record_id
 from streamml.errors import ConfigError
 
+__all__ = ["CHUNK", "FileFormat", "FileSource", "FileState"]
+
 FileFormat = Literal["csv", "jsonl", "parquet"]
-CHUNK = 1 << 20
 _EXT = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
         ".parquet": "parquet", ".pq": "parquet"}
 _COMPRESSED = {".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4"}
-
-
-@dataclass
-class FileState:
-    """Progress through one file identity (JSON-able, part of the position)."""
-
-    name: str
-    gen: int = 0
-    offset: int = 0
-    line: int = 0
-    done: bool = False
-    path: str = ""
 
 
 class FileSource(SourceConnector):
@@ -80,8 +71,9 @@ class FileSource(SourceConnector):
     ``jsonl``, ``parquet``; default from the extension), ``mode`` (``once`` or
     ``follow``), ``poll_interval_s`` (how often to look for changes when idle),
     ``max_record_bytes`` (longer lines are read in bounded memory and marked
-    ``oversize``), ``rotated`` (follow mode: glob where rotated files go; default
-    ``<path>.*`` for a file or glob path, none for a directory; ``""`` disables).
+    ``oversize``; a quoted CSV record spanning lines must end within it),
+    ``rotated`` (follow mode: glob where rotated files go; default ``<path>.*``
+    for a file or glob path, none for a directory; ``""`` disables).
     """
 
     type_name = "file"
@@ -117,7 +109,7 @@ class FileSource(SourceConnector):
         self._files: dict[str, FileState] = {}
         self._names: dict[str, int] = {}
         self._fds: dict[str, int] = {}
-        self._headers: dict[str, bytes] = {}
+        self._text = TextReader(name, max_record_bytes)
         self._tables: dict[str, Any] = {}
         self._order: list[str] = []
         self._last_scan = 0.0
@@ -298,155 +290,21 @@ class FileSource(SourceConnector):
         size = os.fstat(fd).st_size
         if size < state.offset:  # truncated: a new generation of the same file
             state.gen, state.offset, state.line = self._new_generation(state.name), 0, 0
-            self._headers.pop(ident, None)
+            self._text.headers.pop(ident, None)
         fmt = self._format_of(state.name)
         # Rotated away (no longer a live candidate) or read once: the end is final.
         final = self.mode == "once" or ident not in self._live
         if fmt == "parquet":
             self._read_parquet(ident, state, budget, out)
         else:
-            self._read_lines(ident, state, fd, budget, out, fmt, final)
+            self._text.read(ident, state, fd, budget, out, fmt, final)
         if final and ident in self._fds and state.offset >= os.fstat(fd).st_size:
             state.done = True
             self._close_fd(ident)
             self._tables.pop(ident, None)
 
     def _record_id(self, state: FileState, line: int) -> str:
-        name = state.name if state.gen == 0 else f"{state.name}~{state.gen}"
-        return f"{self.name}:{name}:{line}"
-
-    def _read_lines(self, ident: str, state: FileState, fd: int, budget: int,
-                    out: list[SourceRecord], fmt: FileFormat, final: bool) -> None:
-        rfmt: RecordFormat = "csv" if fmt == "csv" else "json"
-        limit = self.max_record_bytes
-        if rfmt == "csv" and ident not in self._headers and state.offset > 0:
-            self._load_header(ident, fd)
-        taken = 0
-        while taken < budget:
-            data = os.pread(fd, CHUNK, state.offset)
-            if not data:
-                return
-            last = data.rfind(b"\n")
-            if last < 0:
-                if not self._long_line(ident, state, fd, data, out, rfmt, final, limit):
-                    return
-                taken += 1
-                continue
-            lines = data[:last].split(b"\n")
-            offset, line_no = state.offset, state.line
-            header = self._headers.get(ident)
-            if header is not None or rfmt != "csv":
-                n = min(len(lines), budget - taken)
-                if self._clean_lines(state, lines, n, out, rfmt, header):
-                    taken += n
-                    if n < len(lines):
-                        return
-                    if len(data) < CHUNK and last == len(data) - 1:
-                        return
-                    continue
-            for raw in lines:
-                start = offset
-                offset += len(raw) + 1
-                line_no += 1
-                if raw.endswith(b"\r"):
-                    raw = raw[:-1]
-                if not raw.strip():
-                    continue
-                if rfmt == "csv" and header is None:
-                    header = self._headers[ident] = raw
-                    continue
-                error = None
-                if len(raw) > limit:
-                    error = ("oversize", f"record of {len(raw)} bytes exceeds {limit}")
-                out.append(SourceRecord(
-                    raw, {"file": state.name, "gen": state.gen, "line": line_no,
-                          "offset": start},
-                    id=self._record_id(state, line_no), fmt=rfmt, header=header, error=error))
-                taken += 1
-                if taken >= budget:
-                    break
-            state.offset, state.line = offset, line_no
-            if len(data) < CHUNK and last == len(data) - 1:
-                return
-
-    def _clean_lines(self, state: FileState, lines: list[bytes], n: int,
-                     out: list[SourceRecord], rfmt: RecordFormat, header: bytes | None) -> bool:
-        """Fast path: the first ``n`` lines are all records (no CR, blank or oversize line).
-
-        Builds the records with comprehensions instead of a branchy loop; returns
-        ``False`` (nothing done) when a line needs the careful path.
-        """
-        take = lines[:n] if n < len(lines) else lines
-        if not take or max(map(len, take)) > self.max_record_bytes:
-            return False
-        if not all(map(bytes.strip, take)) or any(r.endswith(b"\r") for r in take):
-            return False
-        name, gen, first = state.name, state.gen, state.line + 1
-        prefix = self._record_id(state, 0)[:-1]
-        starts = list(accumulate((len(r) + 1 for r in take), initial=state.offset))
-        end = starts.pop()
-        out.extend([
-            SourceRecord(raw, {"file": name, "gen": gen, "line": ln, "offset": st},
-                         id=f"{prefix}{ln}", fmt=rfmt, header=header)
-            for raw, ln, st in zip(take, range(first, first + len(take)), starts, strict=True)
-        ])
-        state.offset, state.line = end, first + len(take) - 1
-        return True
-
-    def _load_header(self, ident: str, fd: int) -> None:
-        """Re-read the CSV header (the first non-blank line) of a file resumed mid-way."""
-        data, offset = b"", 0
-        while True:
-            chunk = os.pread(fd, CHUNK, offset)
-            if not chunk:
-                break
-            data += chunk
-            offset += len(chunk)
-            lines = [x.rstrip(b"\r") for x in data.split(b"\n")]
-            complete = lines[:-1]
-            found = next((x for x in complete if x.strip()), None)
-            if found is not None:
-                self._headers[ident] = found[: self.max_record_bytes]
-                return
-            if len(data) > self.max_record_bytes:
-                break
-
-    def _long_line(self, ident: str, state: FileState, fd: int, head: bytes,
-                   out: list[SourceRecord], rfmt: RecordFormat, final: bool, limit: int) -> bool:
-        """A line with no newline in the first chunk: find its end in bounded memory."""
-        kept, size, offset = bytearray(head[: limit + 1]), len(head), state.offset + len(head)
-        while True:
-            data = os.pread(fd, CHUNK, offset)
-            if not data:
-                if not final:
-                    return False  # wait for the rest of the line
-                end = None
-                break
-            nl = data.find(b"\n")
-            part = data if nl < 0 else data[:nl]
-            if len(kept) <= limit:
-                kept += part[: limit + 1 - len(kept)]
-            size += len(part)
-            offset += len(part)
-            if nl >= 0:
-                end = offset + 1
-                break
-        raw = bytes(kept).rstrip(b"\r")
-        state.line += 1
-        start = state.offset
-        state.offset = end if end is not None else offset
-        if rfmt == "csv" and ident not in self._headers:
-            self._headers[ident] = raw
-            return True
-        error = None
-        if size > limit:
-            raw = raw[:limit]
-            error = ("oversize", f"record of {size} bytes exceeds {limit}")
-        out.append(SourceRecord(
-            raw, {"file": state.name, "gen": state.gen, "line": state.line, "offset": start},
-            id=self._record_id(state, state.line), fmt=rfmt, header=self._headers.get(ident),
-            error=error, size=size))
-        return True
+        return record_id(self.name, state, line)
 
     def _read_parquet(self, ident: str, state: FileState, budget: int,
                       out: list[SourceRecord]) -> None:

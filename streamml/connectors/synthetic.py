@@ -42,7 +42,7 @@ from typing import Any
 import orjson
 
 from streamml.connectors.base import Position, SourceConnector, SourceRecord
-from streamml.connectors.examplegen import TimeUnit, to_event_ms
+from streamml.connectors.fields import TimeUnit, to_event_ms
 from streamml.errors import ConfigError
 
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import random
-import signal
 import sqlite3
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,10 +14,10 @@ from kafka.partitioner.default import murmur2
 from streamml.connectors.partitioner import partitions_for
 from streamml.payloads.examples import Example
 from tests.connector_helpers import (
+    finish,
+    kill_restart,
     read_topic,
     run_ingest_cli,
-    spawn_ingest_cli,
-    wait_for,
     write_definition,
 )
 
@@ -52,37 +49,6 @@ def test_connectors_list_and_ingest_cli(tmp_path: Path) -> None:
     missing = run_ingest_cli("ingest", "nope", "--dir", str(folder), broker=broker)
     assert missing.returncode != 0 and "streamml: error: no connector 'nope'" in missing.stderr
     assert "Traceback" not in missing.stderr
-
-
-def kill_restart(args: list[str], broker: str, feed: list[object], rng: random.Random) -> None:
-    """Run `ingest` and kill -9 it at random moments, calling each feed step in between."""
-    for step in feed:
-        step()  # type: ignore[operator]
-        proc = spawn_ingest_cli(*args, broker=broker)
-        try:
-            proc.wait(timeout=rng.uniform(0.5, 1.5))
-        except Exception:  # noqa: BLE001 - still running: kill it
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-
-
-def finish(args: list[str], broker: str, topic: str, expected: set[str]) -> list[str]:
-    with tempfile.TemporaryFile() as err:
-        proc = spawn_ingest_cli(*args, broker=broker, stderr=err)
-        try:
-            try:
-                wait_for(lambda: {e["id"] for e in read_topic(broker, topic)} >= expected,
-                         timeout=120, every=0.5)
-            except AssertionError:
-                missing = sorted(expected - {e["id"] for e in read_topic(broker, topic)})
-                err.seek(0)
-                raise AssertionError(
-                    f"{len(missing)} ids missing, e.g. {missing[:5]} ... {missing[-5:]}; "
-                    f"ingest stderr: {err.read()[-2000:]!r}") from None
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=60)
-    return [e["id"] for e in read_topic(broker, topic)]
 
 
 @pytest.mark.slow
