@@ -18,7 +18,9 @@ actions on ``<p>.metadata``.
   :class:`~streamml.learning.drift.DriftPolicy`.
 
 The decision time (``decided_at``) is the newest event time in the window, so a
-replay produces identical records.
+replay produces identical records; the event times judged on are the
+evaluation's ``window``. Records are stamped with their write time, so Kafka's
+retention counts from publication, not from the (possibly old) events.
 
 >>> from streamml.processors.base import Message
 >>> from streamml.learning.gate import GateConfig, MetricThreshold
@@ -46,7 +48,12 @@ from streamml.learning.artifact import unpack_state as _unpack
 from streamml.learning.drift import DriftMonitor, DriftPolicy
 from streamml.learning.gate import GateConfig, judge
 from streamml.learning.metrics import error_of, measure, measure_slices, predict
-from streamml.learning.transform import default_features, default_label, load_module_file
+from streamml.learning.transform import (
+    default_features,
+    default_label,
+    event_time_of,
+    load_module_file,
+)
 from streamml.payloads.base import TimeRange
 from streamml.payloads.candidates import Candidate
 from streamml.payloads.evaluations import Evaluation
@@ -133,6 +140,7 @@ class Evaluator(Processor):
         self.actions = 0
         self.watermark = 0
         self.counters = {"eval_examples": 0, "unlabelled": 0, "rejected_artifacts": 0}
+        self._base_cache: tuple[tuple[int, int, int], dict[str, float], list[Any]] | None = None
 
     def snapshot(self) -> State:
         return pack_state({k: getattr(self, k) for k in (
@@ -144,6 +152,7 @@ class Evaluator(Processor):
             raise TypeError("Evaluator state is an opaque blob")
         for k, v in _unpack(bytes(state)).items():
             setattr(self, k, v)
+        self._base_cache = None
 
     # -- processing -----------------------------------------------------------
     def process(self, batch: Sequence[Message]) -> Iterable[Emit]:
@@ -170,7 +179,7 @@ class Evaluator(Processor):
         if y is None:
             self.counters["unlabelled"] += 1
             return
-        t = int(ex.get("event_time", msg.timestamp_ms))
+        t = event_time_of(ex.get("event_time"), msg.timestamp_ms)
         self.watermark = max(self.watermark, t)
         x = self._features(ex)
         raw = ex.get("features") or {}
@@ -226,15 +235,10 @@ class Evaluator(Processor):
         slices = measure_slices(task, pairs, svals, self.slice_features, self.pos_label,
                                 self.min_slice_examples)
         base_metrics: dict[str, float] | None = None
-        base_slices = []
+        base_slices: list[Any] = []
         if self.blessed is not None:
-            bpairs = [(e.y, e.blessed_pred) for e in entries]
-            base_metrics = measure(self.blessed.task, bpairs, self.pos_label)
-            base_slices = measure_slices(self.blessed.task, bpairs, svals, self.slice_features,
-                                         self.pos_label, self.min_slice_examples)
+            base_metrics, base_slices = self._baseline(entries, svals)
         n = int(metrics.pop("examples", 0))
-        if base_metrics is not None:
-            base_metrics.pop("examples", None)
         blessed, checks, reasons = judge(self.gate, metrics, base_metrics, examples=n,
                                          slices=slices, baseline_slices=base_slices)
         baseline = (f"{self.model_name}:{self.blessings}" if self.blessed is not None else None)
@@ -249,22 +253,37 @@ class Evaluator(Processor):
             self.blessed = held
             self.blessings += 1
             self.monitor.reset()
-            for e in self.window:
-                e.blessed_pred = predict(held.model, task, e.x)
+            self._base_cache = None
+            for e, (_, pred) in zip(entries, pairs, strict=True):
+                e.blessed_pred = pred  # the window just scored with this very model
         self.judged.append(evaluation.id)
-        return Emit(self.evaluations_topic, evaluation.to_json(), key=evaluation.id,
-                    timestamp_ms=self.watermark)
+        return Emit(self.evaluations_topic, evaluation.to_json(), key=evaluation.id)
+
+    def _baseline(self, entries: list[_Entry], svals: list[dict[str, Any]]
+                  ) -> tuple[dict[str, float], list[Any]]:
+        """The blessed model's metrics on the window; cached while neither changes."""
+        assert self.blessed is not None
+        key = (self.blessings, self.counters["eval_examples"], len(entries))
+        if self._base_cache is not None and self._base_cache[0] == key:
+            return dict(self._base_cache[1]), list(self._base_cache[2])
+        bpairs = [(e.y, e.blessed_pred) for e in entries]
+        metrics = measure(self.blessed.task, bpairs, self.pos_label)
+        metrics.pop("examples", None)
+        slices = measure_slices(self.blessed.task, bpairs, svals, self.slice_features,
+                                self.pos_label, self.min_slice_examples)
+        self._base_cache = (key, metrics, slices)
+        return dict(metrics), list(slices)
 
     def _reject(self, cand: Mapping[str, Any], reasons: list[str]) -> Emit:
         cid = str(cand.get("id") or "unknown")
         model = str(cand.get("model") or "unknown")
         evaluation = Evaluation(
             id=cid, pipeline=self.pipeline, candidate_id=cid, model=model,
-            examples=0, min_examples=self.gate.min_examples, metrics={}, blessed=False,
+            window=self._window_range(), examples=0, min_examples=self.gate.min_examples,
+            metrics={}, blessed=False,
             reasons=reasons, decided_at=self.watermark)
         self.judged.append(cid)
-        return Emit(self.evaluations_topic, evaluation.to_json(), key=cid,
-                    timestamp_ms=self.watermark)
+        return Emit(self.evaluations_topic, evaluation.to_json(), key=cid)
 
     def _action(self, action: str, model: str | None, trigger: str, reason: str) -> Emit:
         self.actions += 1
@@ -277,5 +296,4 @@ class Evaluator(Processor):
             properties={"action": action, "model": model, "trigger": trigger,
                         "reason": reason, "eval_examples": self.counters["eval_examples"]},
             time=self.watermark)
-        return Emit(self.metadata_topic, event.to_json(), key=event.id,
-                    timestamp_ms=self.watermark)
+        return Emit(self.metadata_topic, event.to_json(), key=event.id)

@@ -8,12 +8,19 @@ monotonic version, the evaluator's metrics, the offsets and event times trained
 on, the schema version, the parent version and the artifact, signed with
 HMAC-SHA256 (:meth:`ModelRelease.signed`). ``created_at`` is the evaluation's
 decision time, so a replay republishes byte-identical records, and an evaluation
-already published is never published twice.
+already published is never published twice. Records are stamped with their
+write time (retention counts from publication); the release's ``event_time`` is
+the event-time range trained on.
 
 When the release would exceed the topic's message limit (``max.message.bytes``
 of the catalog, or ``max_message_bytes``), the artifact is split into
 :class:`ModelChunk` records keyed ``<name>@<version>/<i>``, published first, and
-the release carries a :class:`ChunkedArtifact` that references them.
+the release carries a :class:`ChunkedArtifact` that references them. Once a
+newer version is published (its chunks, then its release), the chunk keys of
+the versions before it are deleted with tombstones (``None`` values), so
+compaction does not keep superseded artifacts forever; only the latest release
+and its chunks are needed to resume (subscribers and the model server read the
+topic from its start and ignore tombstones of chunks they no longer need).
 
 With ``export_dir``, each release is also written to ``<export_dir>/<version>/``
 (``model.pkl`` + ``release.json``), atomically: a temporary directory renamed
@@ -98,10 +105,13 @@ class Pusher(Processor):
         self.published: list[str] = []
         self.version = 0
         self.refused = 0
+        self.chunked: list[list[int]] = []
+        """``[version, chunk count]`` of published chunked versions not tombstoned yet."""
 
     def snapshot(self) -> State:
         return {"candidates": dict(self.candidates), "waiting": dict(self.waiting),
-                "published": self.published, "version": self.version, "refused": self.refused}
+                "published": self.published, "version": self.version, "refused": self.refused,
+                "chunked": [list(c) for c in self.chunked]}
 
     def restore(self, state: State) -> None:
         if not isinstance(state, dict):
@@ -111,6 +121,7 @@ class Pusher(Processor):
         self.published = list(state["published"])
         self.version = int(state["version"])
         self.refused = int(state["refused"])
+        self.chunked = [[int(v), int(n)] for v, n in state.get("chunked", [])]
 
     def process(self, batch: Sequence[Message]) -> Iterable[Emit]:
         out: list[Emit] = []
@@ -161,23 +172,27 @@ class Pusher(Processor):
             artifact=inline_artifact(data), created_at=ev.decided_at,
         ).signed(self.signing_key, key_id=self.key_id)
         out: list[Emit] = []
+        chunks = 0
         if len(serde.encode(release.to_json())) > self.limit:
             chunk_size = (self.limit - _OVERHEAD) * 3 // 4
-            count = -(-len(data) // chunk_size)
+            count = chunks = -(-len(data) // chunk_size)
             for i in range(count):
                 chunk = ModelChunk.from_bytes(data[i * chunk_size:(i + 1) * chunk_size],
                                               name=self.model_name, version=version,
                                               index=i, count=count)
-                out.append(Emit(self.models_topic, chunk.to_json(), key=chunk.key,
-                                timestamp_ms=ev.decided_at))
+                out.append(Emit(self.models_topic, chunk.to_json(), key=chunk.key))
             chunked = ChunkedArtifact(format=release.artifact.format, size=len(data),
                                       sha256=release.artifact.sha256, chunks=count,
                                       chunk_size=chunk_size,
                                       key_prefix=f"{self.model_name}@{version}")
             release = release.model_copy(update={"artifact": chunked}).signed(
                 self.signing_key, key_id=self.key_id)
-        out.append(Emit(self.models_topic, release.to_json(), key=self.model_name,
-                        timestamp_ms=ev.decided_at))
+        out.append(Emit(self.models_topic, release.to_json(), key=self.model_name))
+        # Version `version` is now complete on the topic: delete the older versions' chunks.
+        for old, n in self.chunked:
+            out.extend(Emit.tombstone(self.models_topic, f"{self.model_name}@{old}/{i}")
+                       for i in range(n))
+        self.chunked = [[version, chunks]] if chunks else []
         self.version = version
         self.published = [*self.published[-999:], ev.id]
         if self.export_dir:

@@ -11,7 +11,10 @@ Every ``snapshot_every`` examples, or ``snapshot_every_ms`` of event time, each
 challenger is published to ``<p>.candidates`` as a :class:`Candidate` with the
 pickled River object (preprocessing included), its checksum, the offset ranges
 and event times it learned from. Ids are ``<model>@<sequence>``; the output is a
-pure function of the input, so a replay republishes the same candidates.
+pure function of the input, so a replay republishes the same candidates. Records
+are stamped with their write time (Kafka's retention then counts from publication,
+so a replay of old data keeps its candidates); ``event_time`` in the payload says
+which event times they learned from.
 
 State (models, metrics, counters, ranges, the label buffer) is
 :meth:`snapshot`-ed as a checksummed blob, checkpointed with the input offsets by
@@ -54,6 +57,7 @@ from streamml.learning.transform import (
     UserModule,
     default_features,
     default_label,
+    event_time_of,
     load_module_file,
     resolve_builder,
 )
@@ -83,6 +87,20 @@ class Learner:
     last_time: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     """Running sums of the progressive (test-then-train) metrics."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    """Bookkeeping of the examples learned since the last :meth:`Trainer._flush`."""
+
+    n: int = 0
+    ranges: dict[tuple[str, int], list[int]] = field(default_factory=dict)
+    first: int | None = None
+    last: int | None = None
+    topic: str | None = None
+    partition: int = -1
+    current: list[int] | None = None
+    """The range of (``topic``, ``partition``), the one most examples go to."""
 
 
 def _progressive_metrics(task: str) -> dict[str, float]:
@@ -178,6 +196,10 @@ class Trainer(Processor):
         self.since_snapshot = 0
         self.spawned: dict[str, int] = {}
         self.applied_actions: list[str] = []
+        self._pending = _Pending()
+        self._hot: list[tuple[Learner, Any, Any, bool, dict[str, float]]] | None = None
+        self._untyped: set[str] = set()
+        self._seen_keys: set[str] = set()
 
     def _fresh(self, name: str, source: str) -> Learner:
         model = self._builders[source]()
@@ -186,6 +208,7 @@ class Trainer(Processor):
                        metrics=_progressive_metrics(task) if self.progressive else {})
 
     def snapshot(self) -> State:
+        self._flush()
         return pack_state({
             "learners": self.learners, "join": self.join, "feature_types": self.feature_types,
             "classes": self.classes, "skipped": self.skipped,
@@ -203,88 +226,159 @@ class Trainer(Processor):
         self.skipped, self.last_snapshot_time = s["skipped"], s["last_snapshot_time"]
         self.spawned, self.applied_actions = s["spawned"], s["applied_actions"]
         self.since_snapshot = s["since_snapshot"]
+        self._pending, self._hot = _Pending(), None
+        self._untyped, self._seen_keys = set(), set(self.feature_types)
 
     # -- processing -----------------------------------------------------------
     def process(self, batch: Sequence[Message]) -> Iterable[Emit]:
         out: list[Emit] = []
+        examples_topic, labels_topic = self.examples_topic, self.labels_topic
+        label_of, join = self._label, self.join
         for msg in batch:
             value = msg.value
             if not isinstance(value, dict):
                 self.skipped["not_an_example"] += 1
                 continue
-            if msg.topic == self.examples_topic:
-                self._on_example(msg, value, out)
-            elif msg.topic == self.labels_topic:
+            topic = msg.topic
+            if topic == examples_topic:
+                if value.get("split", "train") != "train":
+                    self.skipped["eval_split"] += 1
+                    continue
                 t = value.get("event_time")
-                for example, y, meta in self.join.add_label(
+                if type(t) is not int:
+                    t = event_time_of(t, msg.timestamp_ms)
+                y = label_of(value)
+                if y is None:
+                    example_id = str(value.get("id", msg.key))
+                    meta = (topic, msg.partition, msg.offset, t)
+                    for example, label, m in join.add_example(example_id, value, t, meta):
+                        self._learn_joined(example, label, m, out)
+                    continue
+                if t > join.watermark:
+                    join.advance(t)
+                self._learn(value, y, topic, msg.partition, msg.offset, t, out)
+            elif topic == labels_topic:
+                t = value.get("event_time")
+                for example, y, meta in join.add_label(
                         str(value.get("id", msg.key)), value.get("label"),
                         int(t) if t is not None else None):
-                    self._learn(example, y, meta, out)
-            elif msg.topic == self.actions_topic:
+                    self._learn_joined(example, y, meta, out)
+            elif topic == self.actions_topic:
+                self._flush()
                 self._on_action(value)
+        self._flush()
         return out
 
-    def _on_example(self, msg: Message, ex: dict[str, Any], out: list[Emit]) -> None:
-        if ex.get("split", "train") != "train":
-            self.skipped["eval_split"] += 1
-            return
-        t = int(ex.get("event_time", msg.timestamp_ms))
-        meta = (msg.topic, msg.partition, msg.offset, t)
-        y = self._label(ex)
-        if y is None:
-            example_id = str(ex.get("id", msg.key))
-            for example, label, m in self.join.add_example(example_id, ex, t, meta):
-                self._learn(example, label, m, out)
-            return
-        self.join.advance(t)
-        self._learn(ex, y, meta, out)
+    def _plan(self) -> list[tuple[Learner, Any, Any, bool, dict[str, float]]]:
+        """Per learner, the bound methods the hot loop calls (rebuilt when learners change)."""
+        if self._hot is None:
+            self._hot = [(lr, lr.model.predict_proba_one if lr.task == "classification"
+                          else lr.model.predict_one, lr.model.learn_one,
+                          lr.task == "classification", lr.metrics)
+                         for lr in self.learners.values()]
+        return self._hot
 
-    def _learn(self, ex: dict[str, Any], y: Any, meta: tuple[str, int, int, int],
-               out: list[Emit]) -> None:
+    def _learn_joined(self, ex: dict[str, Any], y: Any, meta: tuple[str, int, int, int],
+                      out: list[Emit]) -> None:
+        """Learn an example the label join released (``meta``: where it was read)."""
+        topic, partition, offset, t = meta
+        self._learn(ex, y, topic, partition, offset, t, out)
+
+    def _learn(self, ex: dict[str, Any], y: Any, topic: str, partition: int, offset: int,
+               t: int, out: list[Emit]) -> None:
+        """Test-then-train every learner on one example.
+
+        Per-example bookkeeping (counts, offset ranges, event times) is accumulated
+        for the micro-batch and applied to the learners by :meth:`_flush` (before a
+        candidate is cut, at the end of the batch and before any state is read).
+        """
         if isinstance(y, float) and not math.isfinite(y):
             return
         x = self._features(ex)
-        known = self.feature_types
-        if not known.keys() >= x.keys():
-            for fname, v in x.items():
-                ft = _ftype(v) if fname not in known else None
-                if ft is not None:
-                    known[fname] = ft
-        topic, partition, offset, t = meta
-        tp = (topic, partition)
-        for learner in self.learners.values():
-            model, sums = learner.model, learner.metrics
-            if learner.task == "classification":
-                if y not in self.classes:
-                    self.classes.add(y)
-                if sums:
-                    proba = model.predict_proba_one(x)
-                    sums["n"] += 1.0
+        if not self._seen_keys >= x.keys():
+            self._note_features(x)
+        elif self._untyped:
+            for k in self._untyped:
+                if x.get(k) is not None:
+                    self._note_features(x)
+                    break
+        if y not in self.classes and any(lr.task == "classification"
+                                         for lr in self.learners.values()):
+            self.classes.add(y)
+        log = math.log
+        for _, predict, learn, classification, sums in self._plan():
+            if sums:
+                if classification:
+                    proba = predict(x)
                     if proba and max(proba, key=proba.get) == y:
                         sums["correct"] += 1.0
-                    sums["log_loss"] -= math.log(min(max(proba.get(y, 0.0), 1e-15), 1.0))
-            elif sums:
-                sums["n"] += 1.0
-                sums["abs_error"] += abs(float(y) - float(model.predict_one(x) or 0.0))
-            model.learn_one(x, y)
-            learner.examples_seen += 1
-            learner.since_snapshot += 1
-            r = learner.ranges.get(tp)
+                    p = proba.get(y, 0.0)
+                    sums["log_loss"] -= log(1e-15 if p < 1e-15 else 1.0 if p > 1.0 else p)
+                else:
+                    sums["abs_error"] += abs(float(y) - float(predict(x) or 0.0))
+            learn(x, y)
+        pend = self._pending
+        pend.n += 1
+        r = pend.current
+        if r is None or pend.partition != partition or pend.topic != topic:
+            r = pend.ranges.get((topic, partition))
             if r is None:
-                learner.ranges[tp] = [offset, offset + 1]
-            elif offset >= r[1]:
-                r[1] = offset + 1
-            elif offset < r[0]:
-                r[0] = offset
-            if learner.first_time is None or t < learner.first_time:
-                learner.first_time = t
-            if learner.last_time is None or t > learner.last_time:
-                learner.last_time = t
+                r = pend.ranges[(topic, partition)] = [offset, offset]
+            pend.topic, pend.partition, pend.current = topic, partition, r
+        if offset >= r[1]:
+            r[1] = offset + 1
+        elif offset < r[0]:
+            r[0] = offset
+        if pend.first is None or t < pend.first:
+            pend.first = t
+        if pend.last is None or t > pend.last:
+            pend.last = t
         self.since_snapshot += 1
-        if self._snapshot_due(t):
+        if (self.since_snapshot >= self.snapshot_every or self.snapshot_every_ms is not None
+                or self.last_snapshot_time is None) and self._snapshot_due(t):
             self.last_snapshot_time = t
             self.since_snapshot = 0
+            self._flush()
             out.extend(self._candidates())
+
+    def _note_features(self, x: Mapping[str, Any]) -> None:
+        """Record the type of every feature not typed yet (missing values have none).
+
+        Features seen only missing so far are kept in ``_untyped`` (looked at
+        again, cheaply, until they have a value), so the per-example check stays
+        one set comparison.
+        """
+        known = self.feature_types
+        for fname in x.keys() - known.keys():
+            ft = _ftype(x[fname])
+            if ft is not None:
+                known[fname] = ft
+                self._untyped.discard(fname)
+            else:
+                self._untyped.add(fname)
+        self._seen_keys = set(known) | self._untyped
+
+    def _flush(self) -> None:
+        """Apply the micro-batch's pending bookkeeping to every learner."""
+        pend = self._pending
+        if not pend.n:
+            return
+        for learner in self.learners.values():
+            if learner.metrics:
+                learner.metrics["n"] += pend.n
+            learner.examples_seen += pend.n
+            learner.since_snapshot += pend.n
+            for tp, (lo, hi) in pend.ranges.items():
+                r = learner.ranges.get(tp)
+                if r is None:
+                    learner.ranges[tp] = [lo, hi]
+                else:
+                    r[0], r[1] = min(r[0], lo), max(r[1], hi)
+            if learner.first_time is None or pend.first < learner.first_time:  # type: ignore[operator]
+                learner.first_time = pend.first
+            if learner.last_time is None or pend.last > learner.last_time:  # type: ignore[operator]
+                learner.last_time = pend.last
+        self._pending = _Pending()
 
     def _snapshot_due(self, t: int) -> bool:
         if self.last_snapshot_time is None:
@@ -304,8 +398,7 @@ class Trainer(Processor):
             cid = f"{learner.name}@{learner.sequence}"
             cand = self._candidate(learner, cid)
             learner.parent = cid
-            out.append(Emit(self.candidates_topic, cand.to_json(), key=cid,
-                            timestamp_ms=learner.last_time))
+            out.append(Emit(self.candidates_topic, cand.to_json(), key=cid))
         return out
 
     def _candidate(self, learner: Learner, cid: str) -> Candidate:
@@ -354,6 +447,7 @@ class Trainer(Processor):
         target = props.get("model")
         names = [target] if target in self.learners else [
             n for n, lr in self.learners.items() if lr.source == n]
+        self._hot = None
         for name in names:
             learner = self.learners[name]
             if action == "reset":
@@ -365,15 +459,3 @@ class Trainer(Processor):
                 self.spawned[learner.source] = k
                 new = f"{learner.source}~{k}"
                 self.learners[new] = self._fresh(new, learner.source)
-
-
-def trainer_worker() -> Trainer:
-    """Factory for ``streamml worker``: the user module in ``STREAMML_MODULE_FILE``."""
-    import os
-
-    from streamml.settings import load_settings
-
-    module = os.environ.get("STREAMML_MODULE_FILE")
-    if not module:
-        raise ConfigError("set STREAMML_MODULE_FILE to the user module (build_model, label...)")
-    return Trainer(load_settings().pipeline, {"model": module}, module)

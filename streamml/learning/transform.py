@@ -51,9 +51,12 @@ def _to_float(value: Any) -> float | None:
         return None if value is None else float(value)
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return number if math.isfinite(number) else None
+
+
+_BIG = 2**1000  # ints below this convert to a finite float
 
 
 class Coerce(base.Transformer):
@@ -70,7 +73,17 @@ class Coerce(base.Transformer):
         self.categorical = tuple(categorical)
 
     def transform_one(self, x: dict) -> dict:
-        out: dict[str, Any] = {f: _to_float(x.get(f)) for f in self.numeric}
+        out: dict[str, Any] = {}
+        get = x.get
+        for f in self.numeric:  # fast paths for what examples hold: floats and ints
+            v: Any = get(f)
+            kind = type(v)
+            if kind is float:
+                out[f] = v if v - v == 0.0 else None  # NaN and ±inf are missing
+            elif kind is int and -_BIG < v < _BIG:
+                out[f] = float(v)
+            else:
+                out[f] = _to_float(v)
         for f in self.categorical:
             v = x.get(f)
             out[f] = MISSING_CATEGORY if v is None else str(v)
@@ -154,6 +167,18 @@ def build_from_spec(spec: Mapping[str, Any]) -> Any:
     model = _estimator(str(spec.get("model", "logistic_regression")),
                        dict(spec.get("model_params", {})))
     return prep | union | model
+
+
+def event_time_of(value: Any, default: int) -> int:
+    """An example's ``event_time`` in ms; ``default`` when missing or not a number.
+
+    >>> event_time_of("12", 0), event_time_of(None, 5), event_time_of("soon", 5)
+    (12, 5, 5)
+    """
+    try:
+        return default if value is None else int(value)
+    except (TypeError, ValueError, OverflowError):
+        return default
 
 
 def default_label(example: Mapping[str, Any]) -> Any:
