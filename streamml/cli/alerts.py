@@ -18,20 +18,28 @@ from streamml.cli.context import CliState, pass_state
 from streamml.log.base import Consumer, Log, TopicPartition
 
 
-def read_topic(log: Log, topic: str) -> list[Any]:
-    """Every decoded value of ``topic`` (all partitions, oldest first per partition)."""
-    return [orjson.loads(r.value) for r in _records(log, topic) if r.value]
+def read_topic(log: Log, topic: str,
+               ends: dict[TopicPartition, int] | None = None) -> list[Any]:
+    """Every decoded value of ``topic`` (all partitions, oldest first per partition).
+
+    Reads up to the end offsets found when it starts, and stores them in ``ends``
+    (if given), so a follower can go on from exactly there.
+    """
+    return [orjson.loads(r.value) for r in _records(log, topic, ends) if r.value]
 
 
-def _records(log: Log, topic: str) -> Iterator[Any]:
+def _records(log: Log, topic: str,
+             ends_out: dict[TopicPartition, int] | None = None) -> Iterator[Any]:
     tps = [TopicPartition(topic, p.partition) for p in log.describe_topic(topic).partitions]
     with log.consumer() as consumer:
         consumer.assign(tps)
         consumer.seek_to_beginning(tps)
         ends = consumer.end_offsets(tps)
+        if ends_out is not None:
+            ends_out.update(ends)
         while True:
             batch = consumer.poll(0.2)
-            yield from batch
+            yield from (r for r in batch if r.offset < ends[r.tp])
             if not batch and all(consumer.position(tp) >= ends[tp] for tp in tps):
                 return
 
@@ -112,7 +120,8 @@ def command(state: CliState, pipeline: str | None, only_open: bool, follow: bool
     p = pipeline or state.settings.pipeline
     topic = f"{p}.anomalies"
     log = state.log()
-    alerts = list(fold(read_topic(log, topic)).values())
+    ends: dict[TopicPartition, int] = {}
+    alerts = list(fold(read_topic(log, topic, ends)).values())
     if only_open:
         alerts = [a for a in alerts if a.get("status") != "resolved"]
     alerts.sort(key=lambda a: (a.get("status") == "resolved", a.get("first_seen", 0)))
@@ -123,9 +132,8 @@ def command(state: CliState, pipeline: str | None, only_open: bool, follow: bool
         click.echo(f"streamml: no {'open ' if only_open else ''}alerts on {topic}", err=True)
     stdout.flush()
     if follow:
-        tps = [TopicPartition(topic, q.partition) for q in log.describe_topic(topic).partitions]
-        with log.consumer() as consumer:
-            consumer.assign(tps)
-            for tp, end in consumer.end_offsets(tps).items():
+        with log.consumer() as consumer:  # from where the state above ended: none missed
+            consumer.assign(list(ends))
+            for tp, end in ends.items():
                 consumer.seek(tp, end)
             _follow(consumer, as_json, only_open, max_records)

@@ -34,8 +34,8 @@ def decode_array(text: str, dtype: Any) -> np.ndarray:
 
 
 def pack_state(state: dict[str, Any]) -> str:
-    """A JSON-able state dict as compact text (zlib + base64), for payload ``sketches``."""
-    return base64.b64encode(zlib.compress(orjson.dumps(state), 6)).decode("ascii")
+    """A JSON-able state dict as compact text (zlib level 1 + base64), for payload ``sketches``."""
+    return base64.b64encode(zlib.compress(orjson.dumps(state), 1)).decode("ascii")
 
 
 def unpack_state(text: str) -> dict[str, Any]:

@@ -5,7 +5,12 @@
 every example (lazily), the set of Python value types, and one pyarrow array
 built by ``pyarrow.array`` (type inference in C) when the column is *simple*:
 numbers only (no bools), strings only, or bools only. Mixed or list columns
-have no array; consumers fall back to the values.
+have no array; consumers fall back to the values. The inferred type tells the
+value types of int, string and bool columns, so only float columns (which may
+hold ints) are scanned in Python; example ids are built only when asked for.
+
+:meth:`ExampleBatch.concat` joins micro-batches into one block reusing their
+arrays: StatisticsGen accumulates blocks of thousands of examples at once.
 
 :meth:`ExampleBatch.of_messages` keeps the last batch it built (by identity of
 the message list), so two processors handed the same micro-batch (a fused host,
@@ -25,6 +30,8 @@ the benchmark) build the columns once.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -34,8 +41,31 @@ from streamml.statistics.columns import Column, column_from_arrow, column_from_v
 
 _NONE = type(None)
 _NUMBER_KINDS = frozenset({int, float, _NONE})
-_SIMPLE = (_NUMBER_KINDS, frozenset({str, _NONE}), frozenset({bool, _NONE}))
 _EMPTY: Mapping[str, Any] = {}
+_ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError,
+                 TypeError, ValueError)
+
+
+def _simple_kinds(arr: pa.Array) -> frozenset[type] | None:
+    """Value types implied by an inferred arrow type; None if the values must be looked at.
+
+    ``pyarrow.array`` infers int64 only from ints (a bool raises), string only
+    from str and bool only from bools; a double column may hold ints and bools.
+    """
+    t = arr.type
+    if pa.types.is_integer(t):
+        kind: frozenset[type] = frozenset({int})
+    elif pa.types.is_string(t) or pa.types.is_large_string(t):
+        kind = frozenset({str})
+    elif pa.types.is_boolean(t):
+        kind = frozenset({bool})
+    else:
+        return None
+    return kind | {_NONE} if arr.null_count else kind
+
+
+def _same_types(vals: list[Any], kind: type) -> bool:
+    return len(vals) == 0 or set(map(type, vals)) == {kind}
 
 
 class ExampleBatch:
@@ -53,9 +83,11 @@ class ExampleBatch:
     def __init__(self, rows: Sequence[Mapping[str, Any]], ids: list[str] | None = None) -> None:
         self.rows = rows
         self.n = len(rows)
-        self.ids = ids if ids is not None else [str(i) for i in range(self.n)]
-        self.names: list[str] = sorted(set().union(*rows)) if rows else []
+        self._ids = ids
+        self._messages: Sequence[Any] = ()
         self._values: dict[str, list[Any]] = {}
+        self.names: list[str] = self._uniform_columns(rows) or (
+            sorted(set().union(*rows)) if rows else [])
         self._kinds: dict[str, frozenset[type]] = {}
         self._arrays: dict[str, pa.Array | None] = {}
         self.partition = np.zeros(self.n, dtype=np.int64)
@@ -64,7 +96,18 @@ class ExampleBatch:
         self.event_ms = np.zeros(self.n, dtype=np.int64)
         self.topic = ""
         self.splits: list[Any] = [None] * self.n
-        self.envelopes: list[Mapping[str, Any]] = [_EMPTY] * self.n
+        self.envelopes: Sequence[Mapping[str, Any]] = [_EMPTY] * self.n
+
+    @property
+    def ids(self) -> list[str]:
+        """Example ids: the envelope's ``id``, else the record key, else topic:partition:offset."""
+        if self._ids is None:
+            if self._messages:
+                self._ids = [str(v.get("id") or m.key or f"{m.topic}:{m.partition}:{m.offset}")
+                             for v, m in zip(self.envelopes, self._messages, strict=True)]
+            else:
+                self._ids = [str(i) for i in range(self.n)]
+        return self._ids
 
     @classmethod
     def of_messages(cls, messages: Sequence[Any]) -> ExampleBatch:
@@ -73,27 +116,77 @@ class ExampleBatch:
         if (last is not None and last[0] is messages and len(messages) == last[1].n
                 and (not messages or (messages[0] is last[2] and messages[-1] is last[3]))):
             return last[1]  # the same list with the same messages (not a reused buffer)
-        envelopes = [m.value if isinstance(m.value, Mapping) else _EMPTY for m in messages]
-        rows = []
-        for v in envelopes:
-            f = v.get("features")
-            rows.append(f if isinstance(f, Mapping) else _EMPTY)
-        ids = [str(v.get("id") or m.key or f"{m.topic}:{m.partition}:{m.offset}")
-               for v, m in zip(envelopes, messages, strict=True)]
-        b = cls(rows, ids)
+        values: list[Any] = [m.value for m in messages]
+        envelopes: list[Mapping[str, Any]] = values if _same_types(values, dict) else [
+            v if isinstance(v, Mapping) else _EMPTY for v in values]
+        feats: list[Any] = [v.get("features") for v in envelopes]
+        rows: list[Mapping[str, Any]] = feats if _same_types(feats, dict) else [
+            f if isinstance(f, Mapping) else _EMPTY for f in feats]
+        b = cls(rows)
+        b._messages = messages
         b.envelopes = envelopes
         b.topic = messages[0].topic if messages else ""
-        b.partition = np.fromiter((m.partition for m in messages), np.int64, len(messages))
-        b.offset = np.fromiter((m.offset for m in messages), np.int64, len(messages))
-        b.log_ms = np.fromiter((m.timestamp_ms for m in messages), np.int64, len(messages))
-        b.event_ms = np.fromiter(
-            (e if type(e) is int else m.timestamp_ms
-             for e, m in zip((v.get("event_time") for v in envelopes), messages, strict=True)),
-            np.int64, len(messages))
+        b.partition = np.array([m.partition for m in messages], dtype=np.int64)
+        b.offset = np.array([m.offset for m in messages], dtype=np.int64)
+        b.log_ms = np.array([m.timestamp_ms for m in messages], dtype=np.int64)
+        raw: list[Any] = [v.get("event_time") for v in envelopes]
+        events: list[int] = raw if _same_types(raw, int) else [
+            e if type(e) is int else m.timestamp_ms for e, m in zip(raw, messages, strict=True)]
+        try:
+            b.event_ms = np.array(events, dtype=np.int64)
+        except OverflowError:  # an event time beyond int64: the log time instead
+            b.event_ms = np.array([e if -(1 << 63) <= e < (1 << 63) else m.timestamp_ms
+                                   for e, m in zip(events, messages, strict=True)], np.int64)
         b.splits = [v.get("split") for v in envelopes]
         cls._last = (messages, b, messages[0] if messages else None,
                      messages[-1] if messages else None)
         return b
+
+    @classmethod
+    def concat(cls, batches: Sequence[ExampleBatch]) -> ExampleBatch:
+        """One batch holding the examples of ``batches`` in order, reusing their columns.
+
+        A feature's arrays are concatenated when every batch has one of the same
+        type (a batch without the feature contributes nulls) and ints do not mix
+        with floats (the float array would hide them); otherwise its values are,
+        and the column is rebuilt from them.
+
+        >>> a, b = ExampleBatch([{"x": 1}, {"x": 2}]), ExampleBatch([{"y": "s"}, {"x": 1.5}])
+        >>> c = ExampleBatch.concat([a, b])
+        >>> c.n, c.names, c.values("x"), c.array("y").to_pylist()
+        (4, ['x', 'y'], [1, 2, None, 1.5], [None, None, 's', None])
+        >>> c.kinds("x") == {int, float, type(None)}
+        True
+        """
+        if len(batches) == 1:
+            return batches[0]
+        has_rows = all(len(b.rows) == b.n for b in batches)
+        out = cls([])
+        if has_rows:
+            out.rows = list(chain.from_iterable(b.rows for b in batches))
+        out.n = sum(b.n for b in batches)
+        out.names = sorted(set().union(*(b.names for b in batches)))
+        out.topic = next((b.topic for b in batches if b.topic), "")
+        for attr in ("partition", "offset", "log_ms", "event_ms"):
+            setattr(out, attr, np.concatenate([getattr(b, attr) for b in batches]))
+        out.splits = list(chain.from_iterable(b.splits for b in batches))
+        for name in out.names:
+            arrays = [b.array(name) if name in b.names else None for b in batches]
+            types = {a.type for a in arrays if a is not None}
+            kinds = frozenset().union(*(b.kinds(name) for b in batches if name in b.names))
+            if len(types) == 1 and not {int, float} <= kinds and all(
+                    a is not None or name not in b.names
+                    for a, b in zip(arrays, batches, strict=True)):
+                [t] = types
+                out._arrays[name] = pa.concat_arrays(
+                    [a if a is not None else pa.nulls(b.n, t)
+                     for a, b in zip(arrays, batches, strict=True)])
+                missing = any(name not in b.names for b in batches)
+                out._kinds[name] = kinds | {_NONE} if missing else kinds
+            else:
+                out._values[name] = list(chain.from_iterable(
+                    b.values(name) if name in b.names else [None] * b.n for b in batches))
+        return out
 
     @classmethod
     def from_table(cls, table: pa.Table, ids: list[str] | None = None) -> ExampleBatch:
@@ -147,23 +240,55 @@ class ExampleBatch:
             self._values[name] = vals
         return vals
 
+    def _uniform_columns(self, rows: Sequence[Mapping[str, Any]]) -> list[str] | None:
+        """Feature names, with every column at once, when all rows have the same keys.
+
+        One C-speed pass (row lengths, then ``itemgetter`` and ``zip``) instead
+        of one per feature; ``None`` (nothing done) when the rows differ.
+        """
+        if len(rows) < 2 or type(rows[0]) is not dict:
+            return None
+        first = rows[0]
+        if len(first) < 2 or set(map(len, rows)) != {len(first)}:
+            return None
+        names = sorted(first)
+        try:
+            columns = zip(*map(itemgetter(*names), rows), strict=True)
+        except (KeyError, TypeError):  # a row has other keys (or is not a mapping)
+            return None
+        for name, col in zip(names, columns, strict=True):
+            self._values[name] = list(col)
+        return names
+
     def kinds(self, name: str) -> frozenset[type]:
         """Python types of the feature's values (``NoneType`` for missing)."""
         k = self._kinds.get(name)
         if k is None:
-            k = self._kinds[name] = frozenset(map(type, self.values(name)))
+            self.array(name)  # an inferred int, string or bool array tells the kinds
+            k = self._kinds.get(name)
+            if k is None:
+                k = self._kinds[name] = frozenset(map(type, self.values(name)))
         return k
 
     def array(self, name: str) -> pa.Array | None:
         """The column as one pyarrow array if it is simple (see module docs), else ``None``."""
         if name in self._arrays:
             return self._arrays[name]
-        kinds = self.kinds(name)
-        arr = None
-        if any(kinds <= s for s in _SIMPLE) and kinds != {_NONE}:
-            try:
-                arr = pa.array(self.values(name), from_pandas=False)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
+        vals = self.values(name)
+        arr: pa.Array | None
+        try:
+            arr = pa.array(vals, from_pandas=False)
+        except _ARROW_ERRORS:
+            arr = None
+        if arr is not None:
+            kinds = _simple_kinds(arr)
+            if kinds is not None:
+                self._kinds[name] = kinds
+            elif pa.types.is_floating(arr.type):
+                kinds = self._kinds[name] = frozenset(map(type, vals))
+                if not kinds <= _NUMBER_KINDS:  # bools read as numbers
+                    arr = None
+            else:  # all missing, lists, nested values: no simple array
                 arr = None
         self._arrays[name] = arr
         return arr
@@ -176,11 +301,24 @@ class ExampleBatch:
         """
         out: dict[str, Column] = {}
         whole = indices is None or len(indices) == self.n
+        pick: pa.Array | None = None
+        if not whole and indices is not None:
+            if len(indices) < 2 or bool(np.all(np.diff(indices) > 0)):
+                mask = np.zeros(self.n, dtype=bool)  # ascending: a filter (faster than take)
+                mask[indices] = True
+                pick = pa.array(mask)
+            else:
+                pick = pa.array(indices)
         for name in self.names:
             arr = self.array(name)
             col: Column | None = None
             if arr is not None and not (int in self.kinds(name) and float in self.kinds(name)):
-                col = column_from_arrow(arr if whole else arr.take(pa.array(indices)))
+                if pick is not None:
+                    arr = arr.filter(pick) if pick.type == pa.bool_() else arr.take(pick)
+                col = column_from_arrow(arr)
+            if col is None and self.kinds(name) == {_NONE}:  # missing everywhere
+                size = self.n if whole or indices is None else len(indices)
+                col = Column(present=0, missing=size)
             if col is None:
                 vals = self.values(name)
                 picked = vals if whole or indices is None else [vals[i] for i in indices]
@@ -193,5 +331,7 @@ class ExampleBatch:
     def _occurs(self, name: str, indices: np.ndarray | None) -> bool:
         if not self.rows:
             return True
-        rows = self.rows if indices is None else [self.rows[i] for i in indices]
-        return any(name in r for r in rows)
+        if indices is None:
+            return any(name in r for r in self.rows)
+        rows = self.rows
+        return any(name in rows[i] for i in indices.tolist())

@@ -39,6 +39,7 @@ import numpy as np
 from streamml.statistics._codec import decode_array, encode_array, splitmix64
 
 DEFAULT_P = 12
+_HALVES = {q: 2.0 ** -np.arange(1, q + 1, dtype=np.float64) for q in range(46, 61)}
 
 
 def relative_error(p: int) -> float:
@@ -139,9 +140,9 @@ class HyperLogLog:
         m = 1 << self.p
         q = 64 - self.p
         counts = np.bincount(self.registers, minlength=q + 2).astype(np.float64)
-        z = m * _tau(1.0 - counts[q + 1] / m)
-        for k in range(q, 0, -1):
-            z = 0.5 * (z + counts[k])
+        # Horner's z = (z + c[k]) / 2 for k = q..1, unrolled into one dot product
+        z = m * _tau(1.0 - counts[q + 1] / m) * 2.0**-q + float(
+            np.dot(counts[1:q + 1], _HALVES[q]))
         z += m * _sigma(counts[0] / m)
         return float((m * m / (2.0 * math.log(2.0))) / z)
 

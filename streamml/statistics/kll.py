@@ -110,11 +110,36 @@ class KLLSketch:
         if arr.size == 0:
             return
         self._sorted = None
-        self.levels[0] = np.concatenate((self.levels[0], arr))
         self.n += int(arr.size)
         self.min = min(self.min, float(arr.min()))
         self.max = max(self.max, float(arr.max()))
+        if arr.size > self._capacity(0):
+            self._add_block(np.sort(arr))
+        else:
+            self.levels[0] = np.concatenate((self.levels[0], arr))
         self._compress()
+
+    def _add_block(self, block: np.ndarray) -> None:
+        """Compact a sorted block by itself until it fits its level (no re-sorting).
+
+        Each step is one KLL compaction of level ``h`` (odd item kept, every other
+        item of the rest promoted with a random offset), as adding the block to
+        level 0 and compressing would do level by level; a sorted block stays
+        sorted when halved, so it is sorted once instead of at every level.
+        """
+        h = 0
+        while True:
+            caps, total = _capacities(self.k, max(len(self.levels), h + 1))
+            if len(block) < caps[h] or len(block) + self.num_retained <= total:
+                break  # what _compress would leave (or do elsewhere) from here on
+            if h + 1 == len(self.levels):
+                self.levels.append(np.empty(0, dtype=np.float64))
+            if len(block) % 2:
+                self.levels[h] = np.concatenate((self.levels[h], block[:1]))
+                block = block[1:]
+            block = block[self._coin(h, float(block[len(block) // 2]))::2]
+            h += 1
+        self.levels[h] = np.concatenate((self.levels[h], block))
 
     def merge(self, other: KLLSketch) -> None:
         """Fold ``other`` into this sketch (``other`` is unchanged)."""

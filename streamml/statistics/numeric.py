@@ -1,10 +1,13 @@
 """Numeric accumulator: exact moments and counts, plus quantile and distinct sketches.
 
 Exact part (merges exactly, up to float rounding of the mean): count of finite
-values, mean and ``M2`` combined with Chan, Golub & LeVeque's pairwise update
-(numerically stable, no catastrophic cancellation), min, max, zeros, NaN and
-Inf counts. NaN and ±Inf are counted but kept out of the moments, extremes and
-sketches, so one bad value does not turn every statistic into NaN.
+values, mean and ``M2`` of each batch by the corrected two-pass algorithm and
+combined with Chan, Golub & LeVeque's pairwise update (numerically stable, no
+catastrophic cancellation; identical values give a standard deviation of 0),
+min, max, zeros, NaN and Inf counts, and how many values have a fractional part
+(schema inference reads integral floats such as ``180.0`` as ints). NaN and
+±Inf are counted but kept out of the moments, extremes and sketches, so one bad
+value does not turn every statistic into NaN.
 
 Sketch part: a :class:`~streamml.statistics.kll.KLLSketch` (quantiles, median
 and both histograms) and a :class:`~streamml.statistics.hll.HyperLogLog`
@@ -45,6 +48,12 @@ def _qkey(q: float) -> str:
     return f"{q:g}"
 
 
+def _buckets(lows: list[float], highs: list[float], counts: list[float]) -> list[Bucket]:
+    """Histogram buckets from Python floats (counts >= 0), without re-validating each."""
+    return [Bucket.model_construct(low=lo, high=hi, count=c)
+            for lo, hi, c in zip(lows, highs, counts, strict=True)]
+
+
 class NumericAccumulator:
     """create/add/merge/extract accumulator of one numeric feature (see module docs).
 
@@ -55,7 +64,8 @@ class NumericAccumulator:
     (4, 2.5, 1.118034)
     """
 
-    __slots__ = ("n", "mean", "m2", "min", "max", "zeros", "nan", "inf", "quantiles", "distinct")
+    __slots__ = ("n", "mean", "m2", "min", "max", "zeros", "nan", "inf", "fractional",
+                 "quantiles", "distinct")
 
     def __init__(self, options: StatisticsOptions | None = None) -> None:
         opts = options or StatisticsOptions()
@@ -67,6 +77,8 @@ class NumericAccumulator:
         self.zeros = 0
         self.nan = 0
         self.inf = 0
+        #: finite values with a fractional part (0: every value is integral, e.g. ``180.0``)
+        self.fractional = 0
         self.quantiles = KLLSketch(opts.kll_k)
         self.distinct = HyperLogLog(opts.hll_p)
 
@@ -76,6 +88,9 @@ class NumericAccumulator:
         return math.sqrt(max(self.m2, 0.0) / self.n) if self.n else math.nan
 
     def _combine(self, n: int, mean: float, m2: float) -> None:
+        if self.n == 0:  # exactly the other side (delta * n / n would round the mean)
+            self.n, self.mean, self.m2 = n, mean, m2
+            return
         total = self.n + n
         delta = mean - self.mean
         self.mean += delta * n / total
@@ -96,13 +111,16 @@ class NumericAccumulator:
         if n_finite == 0:
             return
         with np.errstate(over="ignore", invalid="ignore"):
+            # corrected two-pass algorithm: the residual sum fixes the mean's rounding
             mean = float(values.mean())
             dev = values - mean
-            m2 = float(np.dot(dev, dev))
-            self._combine(n_finite, mean, m2)
+            resid = float(dev.sum())
+            m2 = max(float(np.dot(dev, dev)) - resid * resid / n_finite, 0.0)
+            self._combine(n_finite, mean + resid / n_finite, m2)
         self.min = min(self.min, float(values.min()))
         self.max = max(self.max, float(values.max()))
         self.zeros += n_finite - int(np.count_nonzero(values))
+        self.fractional += int(np.count_nonzero(values != np.floor(values)))
         self.quantiles.update(values)
         self.distinct.add_numbers(values)
 
@@ -116,6 +134,7 @@ class NumericAccumulator:
         self.zeros += other.zeros
         self.nan += other.nan
         self.inf += other.inf
+        self.fractional += other.fractional
         self.quantiles.merge(other.quantiles)
         self.distinct.merge(other.distinct)
 
@@ -141,26 +160,24 @@ class NumericAccumulator:
                              buckets=[Bucket(low=self.min, high=self.max, count=self.n)])
         edges = np.linspace(self.min, self.max, buckets + 1)
         items, weights = self.quantiles.weighted_items()
-        counts, _ = np.histogram(items, bins=edges, weights=weights)
-        return Histogram(type="equal_width", num_nan=self.nan, buckets=[
-            Bucket(low=float(lo), high=float(hi), count=float(c))
-            for lo, hi, c in zip(edges[:-1], edges[1:], counts, strict=True)
-        ])
+        # np.histogram's buckets ([lo, hi), the last one closed) by one searchsorted
+        idx = np.clip(np.searchsorted(edges, items, side="right") - 1, 0, buckets - 1)
+        counts = np.bincount(idx, weights=weights, minlength=buckets)
+        return Histogram(type="equal_width", num_nan=self.nan, buckets=_buckets(
+            edges[:-1].tolist(), edges[1:].tolist(), counts.tolist()))
 
     def _quantile_histogram(self, buckets: int) -> Histogram:
         edges = self.quantiles.quantiles(np.linspace(0.0, 1.0, buckets + 1))
-        per = self.n / buckets
-        return Histogram(type="quantiles", num_nan=self.nan, buckets=[
-            Bucket(low=float(lo), high=float(hi), count=per)
-            for lo, hi in zip(edges[:-1], edges[1:], strict=True)
-        ])
+        per = float(self.n / buckets)
+        return Histogram(type="quantiles", num_nan=self.nan, buckets=_buckets(
+            edges[:-1].tolist(), edges[1:].tolist(), [per] * buckets))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able state (non-finite extremes as ``None``)."""
         return {
             "n": self.n, "mean": self.mean, "m2": self.m2,
             "min": self.min if self.n else None, "max": self.max if self.n else None,
-            "zeros": self.zeros, "nan": self.nan, "inf": self.inf,
+            "zeros": self.zeros, "nan": self.nan, "inf": self.inf, "fractional": self.fractional,
             "quantiles": self.quantiles.to_dict(), "distinct": self.distinct.to_dict(),
         }
 
@@ -172,6 +189,7 @@ class NumericAccumulator:
         acc.min = math.inf if state["min"] is None else float(state["min"])
         acc.max = -math.inf if state["max"] is None else float(state["max"])
         acc.zeros, acc.nan, acc.inf = int(state["zeros"]), int(state["nan"]), int(state["inf"])
+        acc.fractional = int(state.get("fractional", acc.n))  # unknown: as if not integral
         acc.quantiles = KLLSketch.from_dict(state["quantiles"])
         acc.distinct = HyperLogLog.from_dict(state["distinct"])
         return acc

@@ -17,15 +17,20 @@ Reads examples, keeps one accumulator per open window and split, and publishes
   restarted (id ``cumulative:v<n>``) when a new schema version arrives on the
   optional ``schema_topic``.
 
-Each micro-batch is cut into *pieces* (same split, count window and time
-window) with numpy — window assignment, lateness against the running
-watermark, and each piece's offsets and event-time extent are computed once
-per batch, not per example; the features become columns once per batch
-(:class:`~streamml.statistics.batch.ExampleBatch`, shared with an
-ExampleValidator handed the same batch); each piece is accumulated once with
-pyarrow/numpy and then merged into the windows it belongs to, so several
-window kinds cost little more than one. Output keys and ``created_at`` (the
-highest log timestamp of the window's inputs) are deterministic; ``snapshot()``
+Each micro-batch is assigned to *pieces* (same split, count window and time
+window) with numpy — window assignment and lateness against the running
+watermark are computed once per batch, not per example; the features become
+columns once per batch (:class:`~streamml.statistics.batch.ExampleBatch`,
+shared with an ExampleValidator handed the same batch). Accumulation is
+deferred to *blocks*: micro-batches are buffered until ``block_rows`` examples
+are pending or an output is due (a count window completes, the watermark
+passes a time window's end, a cumulative window crosses ``cumulative_every``,
+a schema version arrives, idle, snapshot); the block's columns are then
+concatenated and each piece is accumulated once with pyarrow/numpy and merged
+into the windows it belongs to, so every window is exactly what per-batch
+accumulation gives, at the per-example cost of large batches. Output keys and
+``created_at`` (the highest log timestamp of the window's inputs) are
+deterministic; ``snapshot()`` accumulates the buffer (nothing is due in it) and
 holds every open accumulator as JSON.
 
 >>> from streamml.processors.base import Message
@@ -48,11 +53,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from streamml.payloads.base import finite_json
 from streamml.processors.base import Emit, Message, Processor, State
 from streamml.statistics.batch import ExampleBatch
 from streamml.statistics.options import StatisticsOptions
 from streamml.statistics.windows import (
     OpenWindow,
+    SplitState,
     count_window_id,
     cumulative_window_id,
     time_window_id,
@@ -61,38 +68,6 @@ from streamml.statistics.windows import (
 SplitMode = Literal["each", "all", "both"]
 _STATE_VERSION = 1
 _NO_WATERMARK = np.iinfo(np.int64).min
-
-
-class _SplitState:
-    """Open windows of one split."""
-
-    def __init__(self) -> None:
-        self.count_index = 0
-        self.count_seen = 0
-        self.counts: dict[int, OpenWindow] = {}
-        self.times: dict[int, OpenWindow] = {}
-        self.cumulative: OpenWindow | None = None
-        self.cumulative_emitted = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "count_index": self.count_index, "count_seen": self.count_seen,
-            "counts": {str(i): w.to_dict() for i, w in self.counts.items()},
-            "times": {str(t): w.to_dict() for t, w in self.times.items()},
-            "cumulative": self.cumulative.to_dict() if self.cumulative else None,
-            "cumulative_emitted": self.cumulative_emitted,
-        }
-
-    @classmethod
-    def from_dict(cls, state: dict[str, Any]) -> _SplitState:
-        s = cls()
-        s.count_index, s.count_seen = int(state["count_index"]), int(state["count_seen"])
-        s.counts = {int(i): OpenWindow.from_dict(w) for i, w in state["counts"].items()}
-        s.times = {int(t): OpenWindow.from_dict(w) for t, w in state["times"].items()}
-        cum = state["cumulative"]
-        s.cumulative = OpenWindow.from_dict(cum) if cum is not None else None
-        s.cumulative_emitted = int(state["cumulative_emitted"])
-        return s
 
 
 class StatisticsGen(Processor):
@@ -113,11 +88,13 @@ class StatisticsGen(Processor):
                  cumulative: bool = True, cumulative_every: int | None = 10_000,
                  allowed_lateness_ms: int = 0, splits: SplitMode = "each",
                  schema_topic: str | None = None, with_sketches: bool = True,
-                 options: StatisticsOptions | None = None) -> None:
+                 options: StatisticsOptions | None = None, block_rows: int = 8192) -> None:
         for name, value in (("count_window", count_window), ("time_window_ms", time_window_ms),
                             ("cumulative_every", cumulative_every)):
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 (or None to disable)")
+        if block_rows < 1:
+            raise ValueError("block_rows must be >= 1")
         if allowed_lateness_ms < 0:
             raise ValueError("allowed_lateness_ms must be >= 0")
         if splits not in ("each", "all", "both"):
@@ -134,21 +111,25 @@ class StatisticsGen(Processor):
         self.schema_topic = schema_topic
         self.with_sketches = with_sketches
         self.options = options or StatisticsOptions()
+        self.block_rows = block_rows
         self.inputs = (examples_topic,) + ((schema_topic,) if schema_topic else ())
         self.outputs = (statistics_topic,)
-        self.state: dict[str, _SplitState] = {}
+        self.state: dict[str, SplitState] = {}
         self.watermark_ms: int | None = None
         self.late = 0
         self.schema_version: int | None = None
+        self._reset_pending()
+
+    def _reset_pending(self) -> None:
+        """Examples assigned to windows but not accumulated yet (at most ~``block_rows``)."""
+        self._pending: list[ExampleBatch] = []
+        self._pieces: dict[tuple[str, int, int], list[np.ndarray]] = {}
+        self._pending_split: dict[str, int] = {}
+        self._pending_n = 0
+        self._pending_min_start: int | None = None
+        self._closed: list[tuple[int, str, int]] = []
 
     # -- input --------------------------------------------------------------------
-    def _split_keys(self, value: Mapping[str, Any]) -> tuple[str, ...]:
-        split = value.get("split")
-        split = split if isinstance(split, str) and split else "all"
-        if self.splits == "all" or split == "all":
-            return ("all",)
-        return (split,) if self.splits == "each" else (split, "all")
-
     def _window(self, kind: Literal["count", "time", "cumulative"], window_id: str,
                 **kwargs: Any) -> OpenWindow:
         return OpenWindow(kind, window_id, options=self.options, **kwargs)
@@ -171,25 +152,35 @@ class StatisticsGen(Processor):
         out.extend(self._examples(run if len(run) < len(batch) else batch))
         return out
 
-    def _split_indices(self, splits: list[Any]) -> dict[str, list[int]]:
-        out: dict[str, list[int]] = {}
-        mode = self.splits
-        for i, split in enumerate(splits):
-            split = split if isinstance(split, str) and split else "all"
-            if mode == "all" or split == "all":
-                out.setdefault("all", []).append(i)
+    def _split_indices(self, splits: list[Any]) -> dict[str, np.ndarray]:
+        """Row indices of each split key (numpy, one pass per distinct split value)."""
+        if not set(map(type, splits)) <= {str}:  # None, or odd values (lists, NaN): no split
+            splits = [v if isinstance(v, str) else None for v in splits]
+        distinct = set(splits)
+        if len(distinct) == 1:
+            [split] = distinct
+            groups = {split: np.arange(len(splits), dtype=np.int64)}
+        else:
+            arr = np.array(splits, dtype=object)
+            groups = {v: np.flatnonzero(arr == v) for v in distinct}
+        out: dict[str, list[np.ndarray]] = {}
+        for split, idx in groups.items():
+            key = split if isinstance(split, str) and split else "all"
+            if self.splits == "all" or key == "all":
+                out.setdefault("all", []).append(idx)
             else:
-                out.setdefault(split, []).append(i)
-                if mode == "both":
-                    out.setdefault("all", []).append(i)
-        return out
+                out.setdefault(key, []).append(idx)
+                if self.splits == "both":
+                    out.setdefault("all", []).append(idx)
+        return {k: v[0] if len(v) == 1 else np.sort(np.concatenate(v)) for k, v in out.items()}
 
     def _examples(self, msgs: Sequence[Message]) -> list[Emit]:
-        """Cut a run of examples into pieces with numpy, accumulate each piece once, flush."""
+        """Assign a run of examples to windows with numpy; accumulate per block; emit."""
         if not msgs:
             return []
         b = ExampleBatch.of_messages(msgs)
         n = b.n
+        base = self._pending_n
         tstart = np.full(n, -1, dtype=np.int64)
         if self.time_window_ms is not None:
             size = self.time_window_ms
@@ -204,80 +195,120 @@ class StatisticsGen(Processor):
             self.late += int(np.count_nonzero(late))
             tstart = np.where(late, -1, starts)
             self.watermark_ms = max(wm0, int(marks[-1]))
-        pieces: list[tuple[int, str, int, int, np.ndarray]] = []
-        closed: list[tuple[int, str, int]] = []
-        for split, members in self._split_indices(b.splits).items():
-            idx = np.asarray(members, dtype=np.int64)
+        for split, idx in self._split_indices(b.splits).items():
             st = self.state.get(split)
             if st is None:
-                st = self.state[split] = _SplitState()
+                st = self.state[split] = SplitState()
             cidx = np.full(idx.size, -1, dtype=np.int64)
             if self.count_window is not None:
                 cw = self.count_window
                 ranks = np.arange(idx.size, dtype=np.int64) + st.count_seen
                 cidx = st.count_index + ranks // cw
                 for j in np.nonzero((ranks + 1) % cw == 0)[0].tolist():
-                    closed.append((int(idx[j]), split, int(cidx[j])))
+                    self._closed.append((base + int(idx[j]), split, int(cidx[j])))
                 total = st.count_seen + idx.size
                 st.count_index += total // cw
                 st.count_seen = total % cw
+            self._pending_split[split] = self._pending_split.get(split, 0) + int(idx.size)
             t = tstart[idx]
             if cidx[0] == cidx[-1] and t.min() == t.max():
-                pieces.append((int(idx[0]), split, int(cidx[0]), int(t[0]), idx))
+                self._pending_piece(split, int(cidx[0]), int(t[0]), idx + base)
                 continue
             keys = np.stack([cidx, t], axis=1)
-            uniq, first, inverse = np.unique(keys, axis=0, return_index=True,
-                                             return_inverse=True)
+            uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
             inverse = inverse.reshape(-1)
             for k in range(len(uniq)):
-                sel = idx[inverse == k]
-                pieces.append((int(idx[first[k]]), split, int(uniq[k, 0]), int(uniq[k, 1]), sel))
-        pieces.sort(key=lambda p: p[0])
-        closed.sort()
-        filled = []
-        for _, split, ci, ts, sel in pieces:
-            piece = self._window("count", "piece")
-            piece.accumulator.add_columns(b.columns(sel), int(sel.size))
-            piece.observe_many(b.topic, b.partition[sel], b.offset[sel], b.log_ms[sel],
-                               b.event_ms[sel])
-            filled.append((split, ci, ts, piece))
-        return self._flush(filled, [(split, ci) for _, split, ci in closed])
-
-    def _flush(self, pieces: list[tuple[str, int, int, OpenWindow]],
-               closed_counts: list[tuple[str, int]]) -> list[Emit]:
-        for split, cidx, tstart, piece in pieces:
-            st = self.state[split]
-            if cidx >= 0 and self.count_window is not None:
-                target = st.counts.get(cidx)
-                if target is None:
-                    target = st.counts[cidx] = self._window(
-                        "count", count_window_id(self.count_window, cidx),
-                        size=self.count_window, index=cidx)
-                target.merge(piece)
-            if tstart >= 0 and self.time_window_ms is not None:
-                target = st.times.get(tstart)
-                if target is None:
-                    target = st.times[tstart] = self._window(
-                        "time", time_window_id(self.time_window_ms, tstart),
-                        size=self.time_window_ms, start_ms=tstart)
-                target.merge(piece)
-            if self.cumulative:
-                if st.cumulative is None:
-                    st.cumulative = self._window(
-                        "cumulative", cumulative_window_id(self.schema_version),
-                        since_schema_version=self.schema_version)
-                st.cumulative.merge(piece)
-        out = [self._emit(split, self.state[split].counts.pop(cidx))
-               for split, cidx in closed_counts]
+                self._pending_piece(split, int(uniq[k, 0]), int(uniq[k, 1]),
+                                    idx[inverse == k] + base)
+        self._pending.append(b)
+        self._pending_n += n
+        if not (self._closed or self._pending_n >= self.block_rows or self._time_due()
+                or self._cumulative_due()):
+            return []
+        self.drain()
+        closed, self._closed = sorted(self._closed), []
+        out = [self._emit(split, self.state[split].counts.pop(cidx)) for _, split, cidx in closed]
         out.extend(self._close_time_windows(self.watermark_ms))
         out.extend(self._cumulative_progress())
         return out
+
+    def _pending_piece(self, split: str, cidx: int, tstart: int, rows: np.ndarray) -> None:
+        self._pieces.setdefault((split, cidx, tstart), []).append(rows)
+        if tstart >= 0 and (self._pending_min_start is None or tstart < self._pending_min_start):
+            self._pending_min_start = tstart
+
+    def _time_due(self) -> bool:
+        """Whether the watermark has passed the end of an open or pending time window."""
+        if self.time_window_ms is None or self.watermark_ms is None:
+            return False
+        starts = [start for st in self.state.values() for start in st.times]
+        if self._pending_min_start is not None:
+            starts.append(self._pending_min_start)
+        return bool(starts) and min(starts) + self.time_window_ms <= self.watermark_ms
+
+    def _cumulative_due(self) -> bool:
+        """Whether a cumulative window crosses a multiple of ``cumulative_every`` when flushed."""
+        every = self.cumulative_every
+        if not self.cumulative or every is None:
+            return False
+        for split, pending in self._pending_split.items():
+            st = self.state[split]
+            n = st.cumulative.accumulator.num_examples if st.cumulative is not None else 0
+            if (n + pending) // every > st.cumulative_emitted // every:
+                return True
+        return False
+
+    def drain(self) -> None:
+        """Accumulate the buffered examples now (window closes, idle and snapshot do it too).
+
+        One piece per (split, count window, time window) of the block, accumulated
+        once and merged into each window it belongs to. Emits nothing: no window
+        is due among the buffered examples.
+        """
+        if not self._pending:
+            return
+        block = ExampleBatch.concat(self._pending)
+        for (split, cidx, tstart), parts in self._pieces.items():
+            sel = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            piece = self._window("count", "piece")
+            piece.accumulator.add_columns(block.columns(sel), int(sel.size))
+            piece.observe_many(block.topic, block.partition[sel], block.offset[sel],
+                               block.log_ms[sel], block.event_ms[sel])
+            self._merge_piece(split, cidx, tstart, piece)
+        closed = self._closed
+        self._reset_pending()
+        self._closed = closed
+
+    def _merge_piece(self, split: str, cidx: int, tstart: int, piece: OpenWindow) -> None:
+        st = self.state[split]
+        if cidx >= 0 and self.count_window is not None:
+            target = st.counts.get(cidx)
+            if target is None:
+                target = st.counts[cidx] = self._window(
+                    "count", count_window_id(self.count_window, cidx),
+                    size=self.count_window, index=cidx)
+            target.merge(piece)
+        if tstart >= 0 and self.time_window_ms is not None:
+            target = st.times.get(tstart)
+            if target is None:
+                target = st.times[tstart] = self._window(
+                    "time", time_window_id(self.time_window_ms, tstart),
+                    size=self.time_window_ms, start_ms=tstart)
+            target.merge(piece)
+        if self.cumulative:
+            if st.cumulative is None:
+                st.cumulative = self._window(
+                    "cumulative", cumulative_window_id(self.schema_version),
+                    since_schema_version=self.schema_version)
+            st.cumulative.merge(piece)
 
     # -- output -------------------------------------------------------------------
     def _emit(self, split: str, window: OpenWindow, final: bool = True) -> Emit:
         payload = window.payload(self.pipeline, split, self.schema_version, self.with_sketches,
                                  final=final)
-        return Emit(self.statistics_topic, payload.to_json(), key=f"{split}/{window.window_id}",
+        # the same dict as payload.to_json(), without re-walking each nested model
+        value = finite_json(payload.model_dump())
+        return Emit(self.statistics_topic, value, key=f"{split}/{window.window_id}",
                     timestamp_ms=window.max_log_ms)
 
     def _close_time_windows(self, watermark_ms: int | None) -> list[Emit]:
@@ -302,6 +333,7 @@ class StatisticsGen(Processor):
         return out
 
     def _new_schema_version(self, version: int) -> list[Emit]:
+        self.drain()
         out = []
         for split in sorted(self.state):
             st = self.state[split]
@@ -313,6 +345,7 @@ class StatisticsGen(Processor):
 
     def on_idle(self, now_ms: int) -> Iterable[Emit]:
         """Close the time windows that ``now_ms - allowed_lateness_ms`` has passed."""
+        self.drain()
         mark = now_ms - self.allowed_lateness_ms
         if self.watermark_ms is None or mark > self.watermark_ms:
             self.watermark_ms = mark
@@ -320,11 +353,13 @@ class StatisticsGen(Processor):
 
     def cumulative_statistics(self) -> list[Emit]:
         """Progress records of every cumulative window now (e.g. at shutdown or on demand)."""
+        self.drain()
         return [self._emit(split, st.cumulative, final=False)
                 for split, st in sorted(self.state.items()) if st.cumulative is not None]
 
     # -- state --------------------------------------------------------------------
     def snapshot(self) -> State:
+        self.drain()  # no window is due among them: nothing to emit
         return {
             "version": _STATE_VERSION, "watermark_ms": self.watermark_ms, "late": self.late,
             "schema_version": self.schema_version,
@@ -337,7 +372,8 @@ class StatisticsGen(Processor):
         self.watermark_ms = state["watermark_ms"]
         self.late = int(state["late"])
         self.schema_version = state["schema_version"]
-        self.state = {split: _SplitState.from_dict(st) for split, st in state["splits"].items()}
+        self.state = {split: SplitState.from_dict(st) for split, st in state["splits"].items()}
+        self._reset_pending()
 
 
 def statistics_gen_worker() -> StatisticsGen:

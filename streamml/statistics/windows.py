@@ -194,3 +194,39 @@ class OpenWindow:
         w.max_log_ms = int(state["max_log_ms"])
         w.offsets = {k: [int(a), int(b)] for k, (a, b) in state["offsets"].items()}
         return w
+
+
+class SplitState:
+    """Open windows of one split in StatisticsGen: count, time and cumulative.
+
+    >>> s = SplitState(); SplitState.from_dict(s.to_dict()).to_dict() == s.to_dict()
+    True
+    """
+
+    def __init__(self) -> None:
+        self.count_index = 0
+        self.count_seen = 0
+        self.counts: dict[int, OpenWindow] = {}
+        self.times: dict[int, OpenWindow] = {}
+        self.cumulative: OpenWindow | None = None
+        self.cumulative_emitted = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "count_index": self.count_index, "count_seen": self.count_seen,
+            "counts": {str(i): w.to_dict() for i, w in self.counts.items()},
+            "times": {str(t): w.to_dict() for t, w in self.times.items()},
+            "cumulative": self.cumulative.to_dict() if self.cumulative else None,
+            "cumulative_emitted": self.cumulative_emitted,
+        }
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> SplitState:
+        s = cls()
+        s.count_index, s.count_seen = int(state["count_index"]), int(state["count_seen"])
+        s.counts = {int(i): OpenWindow.from_dict(w) for i, w in state["counts"].items()}
+        s.times = {int(t): OpenWindow.from_dict(w) for t, w in state["times"].items()}
+        cum = state["cumulative"]
+        s.cumulative = OpenWindow.from_dict(cum) if cum is not None else None
+        s.cumulative_emitted = int(state["cumulative_emitted"])
+        return s

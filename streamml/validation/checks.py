@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from streamml.payloads.base import NONFINITE_TOKENS
 from streamml.payloads.schema import FeatureSpec, SchemaVersion
@@ -48,7 +47,23 @@ _NONE = type(None)
 _NUMBERS = frozenset({int, float, _NONE})
 _STRINGS = frozenset({str, _NONE})
 _BOOLS = frozenset({bool, _NONE})
-_TOKENS = pa.array(list(NONFINITE_TOKENS), pa.string())
+_TOKEN_SET = frozenset(NONFINITE_TOKENS)
+
+
+def _null_mask(arr: pa.Array) -> np.ndarray | None:
+    """Rows of ``arr`` that are null, from its validity bitmap; None if there are none.
+
+    >>> _null_mask(pa.array([1, None, 3])).tolist(), _null_mask(pa.array(["a"]))
+    ([False, True, False], None)
+    """
+    if not arr.null_count:
+        return None
+    validity = arr.buffers()[0]
+    if validity is None:  # a null-typed array
+        return np.ones(len(arr), dtype=bool)
+    bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little",
+                         count=arr.offset + len(arr))
+    return bits[arr.offset:] == 0
 
 #: Severity of each per-example anomaly kind.
 SEVERITY: dict[str, str] = {
@@ -147,8 +162,6 @@ class SchemaChecker:
         self.specs = dict(schema.features)
         self.domains = {n: frozenset(s.domain) for n, s in schema.features.items()
                         if s.domain is not None}
-        self._domain_arrays = {n: pa.array(sorted(d), pa.string())
-                               for n, d in self.domains.items()}
 
     def _check_feature(self, example_id: str, name: str, spec: FeatureSpec, v: Any,
                        out: list[Finding]) -> None:
@@ -189,6 +202,8 @@ class SchemaChecker:
         if name not in b.names:
             return np.full(n, spec.presence == "required")
         kinds = b.kinds(name)
+        if kinds == {_NONE}:  # missing in every example of the batch
+            return np.full(n, spec.presence == "required")
         arr = b.array(name) if spec.valency == "scalar" else None
         t = spec.type
         simple = arr is not None and (
@@ -205,28 +220,36 @@ class SchemaChecker:
                     found.clear()
             return bad
         assert arr is not None
-        nulls = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-        bad = nulls.copy() if spec.presence == "required" else np.zeros(n, dtype=bool)
+        nulls = _null_mask(arr)
+        bad = np.zeros(n, dtype=bool)
+        if nulls is not None and spec.presence == "required":
+            bad |= nulls
         if t in ("int", "float"):
-            x = np.asarray(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False),
-                           dtype=np.float64)
+            x = arr.to_numpy(zero_copy_only=False)  # nulls become NaN
+            x = x if x.dtype == np.float64 else x.astype(np.float64)
             with np.errstate(invalid="ignore"):
-                if not spec.allow_nan:
-                    bad |= np.isnan(x) & ~nulls
-                if not spec.allow_inf:
-                    bad |= np.isinf(x)
+                finite = np.isfinite(x)
+                if not (spec.allow_nan and spec.allow_inf) and not finite.all():
+                    if not spec.allow_nan:
+                        bad |= np.isnan(x) if nulls is None else np.isnan(x) & ~nulls
+                    if not spec.allow_inf:
+                        bad |= np.isinf(x)
                 if t == "int" and float in kinds:
-                    bad |= np.isfinite(x) & (x != np.floor(x))
+                    bad |= finite & (x != np.floor(x))
                 if spec.min is not None:
                     bad |= x < spec.min
                 if spec.max is not None:
                     bad |= x > spec.max
-        elif t == "string":
-            odd = pc.is_in(arr, value_set=_TOKENS)
-            if spec.domain is not None:
-                odd = pc.or_(odd, pc.invert(pc.is_in(arr, value_set=self._domain_arrays[name])))
-            bad |= np.asarray(pc.fill_null(odd, False).to_numpy(zero_copy_only=False),
-                              dtype=bool) & ~nulls
+        elif t == "string":  # screen the batch's distinct values, not every row
+            vals = b.values(name)
+            seen = set(vals)
+            seen.discard(None)
+            domain = self.domains.get(name)
+            odd = seen & _TOKEN_SET
+            if domain is not None:
+                odd |= seen - domain
+            if odd:
+                bad |= np.fromiter((v in odd for v in vals), bool, n)
         return bad
 
     def suspects(self, b: ExampleBatch) -> np.ndarray:

@@ -64,12 +64,16 @@ _WIDEN: dict[str, int] = {"bool": 0, "int": 1, "float": 2, "string": 3}
 
 
 def read_table(path: str | Path) -> pa.Table:
-    """Read a CSV or Parquet reference file (empty CSV cells are missing, not ``""``)."""
+    """Read a CSV, JSON Lines or Parquet file (empty CSV cells are missing, not ``""``)."""
     p = Path(path)
     if p.suffix.lower() in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 
         return pq.read_table(p)
+    if p.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        import pyarrow.json as pjson
+
+        return pjson.read_json(p)
     import pyarrow.csv as pcsv
 
     return pcsv.read_csv(p, convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
@@ -93,11 +97,15 @@ def _exact_values(acc: StatisticsAccumulator, name: str) -> dict[str, int] | Non
 
 def infer_feature(fs: FeatureStatistics, values: dict[str, int] | None, num_examples: int,
                   max_domain_size: int = 100, range_margin: float = 1.0,
-                  presence_margin: float = 0.2) -> FeatureSpec | None:
-    """The spec of one feature from its statistics (``None`` if it never had a value)."""
+                  presence_margin: float = 0.2, integral: bool = False) -> FeatureSpec | None:
+    """The spec of one feature from its statistics (``None`` if it never had a value).
+
+    ``integral``: every number was integral (no fractional part, no NaN or Inf),
+    so a float feature is an int one written as ``180.0`` (or ``180``/``180.0``).
+    """
     if fs.type is None:
         return None
-    spec: dict[str, Any] = {"type": fs.type}
+    spec: dict[str, Any] = {"type": "int" if fs.type == "float" and integral else fs.type}
     if fs.values_per_example is not None:
         spec["valency"] = "list"
     if fs.num_missing:
@@ -109,7 +117,7 @@ def infer_feature(fs: FeatureStatistics, values: dict[str, int] | None, num_exam
     num = fs.numeric
     if fs.type in ("int", "float") and num is not None and num.min is not None:
         lo, hi = float(num.min), float(num.max if num.max is not None else num.min)
-        small_int = fs.type == "int" and (num.distinct or 0) <= max_domain_size
+        small_int = spec["type"] == "int" and (num.distinct or 0) <= max_domain_size
         pad = 0.0 if small_int else range_margin * (hi - lo)
         spec["min"] = 0.0 if lo >= 0 else lo - pad
         spec["max"] = hi + pad
@@ -129,8 +137,11 @@ def infer_schema(source: StatisticsAccumulator | pa.Table | str | Path, *, pipel
     acc = statistics_of(source)
     features: dict[str, FeatureSpec] = {}
     for fname, fs in acc.extract().items():
+        num = acc.features[fname].numeric
+        integral = num is not None and num.n > 0 and num.fractional == 0 and not (
+            num.nan or num.inf)
         spec = infer_feature(fs, _exact_values(acc, fname), acc.num_examples, max_domain_size,
-                             range_margin, presence_margin)
+                             range_margin, presence_margin, integral=integral)
         if spec is not None:
             features[fname] = spec
     return SchemaVersion(pipeline=pipeline, name=name, version=1, origin="inferred",

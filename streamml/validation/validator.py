@@ -48,6 +48,7 @@ and resolved by the first window of that comparison where it does not.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from operator import attrgetter
 from typing import Any, Literal
 
 from streamml import serde
@@ -68,6 +69,8 @@ from streamml.validation.compare import (
 from streamml.validation.drift import DriftConfig
 
 Policy = Literal["flag", "quarantine"]
+_LOG_TIME = attrgetter("timestamp_ms")
+_TOPIC = attrgetter("topic")
 
 
 class ExampleValidator(Processor):
@@ -114,7 +117,13 @@ class ExampleValidator(Processor):
     # -- examples -----------------------------------------------------------------
     def process(self, batch: Sequence[Message]) -> Iterable[Emit]:
         out: list[Emit] = []
-        now = max((m.timestamp_ms for m in batch), default=0)
+        now = max(map(_LOG_TIME, batch), default=0)
+        controls = {t for t in (self.schema_topic, self.statistics_topic) if t}
+        if not controls or not controls.intersection(map(_TOPIC, batch)):  # examples only
+            out.extend(self._examples(batch))
+            out.extend(Emit(self.anomalies_topic, a.to_json(), key=a.id, timestamp_ms=now)
+                       for a in self.alerts.flush())
+            return out
         run: list[Message] = []
         for m in batch:
             if m.topic == self.schema_topic or m.topic == self.statistics_topic:

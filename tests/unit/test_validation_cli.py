@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -86,6 +87,9 @@ def test_validate_reference_drift_and_usage_errors(tmp_path: Path, broker: str) 
     assert proc.returncode == 1
     drift = [a for a in json.loads(proc.stdout)["anomalies"] if a["type"] == "DRIFT"]
     assert [a["feature"] for a in drift] == ["fare"] and drift[0]["p_value"] < 1e-4
+    assert drift[0]["value"] > drift[0]["threshold"] > 0 and drift[0]["severity"] == "warning"
+    nofile = cli("validate", str(tmp_path / "nope.csv"), "--schema", str(schema), broker=broker)
+    assert nofile.returncode == 2
     missing = cli("validate", str(TAXI), broker=broker)
     assert missing.returncode == 2 and "--schema" in missing.stderr
     broken = tmp_path / "broken.yaml"
@@ -162,7 +166,8 @@ def test_alerts_follow_prints_new_records_live(tmp_path: Path, broker: str) -> N
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 cwd=ROOT, env=cli_env())
     try:
-        time.sleep(2.0)  # the follower printed the current state and waits
+        assert follower.stdout is not None
+        state = follower.stdout.readline()  # the current state is printed: now it follows
         a = Alert(id="taxi/SCHEMA_NEW_COLUMN/surge/x", pipeline="taxi", status="open",
                   type="SCHEMA_NEW_COLUMN", severity="warning", scope="example", feature="surge",
                   message="new column", first_seen=5000, last_seen=5000, count=4)
@@ -172,6 +177,57 @@ def test_alerts_follow_prints_new_records_live(tmp_path: Path, broker: str) -> N
     finally:
         follower.kill()
     assert follower.returncode == 0, err
-    lines = out.splitlines()
+    lines = [state.rstrip("\n"), *out.splitlines()]
     assert "DRIFT" in lines[0] and "SCHEMA_NEW_COLUMN feature=surge" in lines[-1]
     assert "count=4" in lines[-1] and len(lines) == 2
+
+
+def _integral_float_csvs(tmp_path: Path) -> tuple[Path, Path]:
+    """The taxi file with int columns written as ``180.0``: all of them, and mixed with ``180``."""
+    lines = TAXI.read_text().splitlines()
+    header = lines[0].split(",")
+    cols = [header.index(c) for c in ("trip_seconds", "trip_start_hour", "pickup_community_area")]
+    every, mixed = [lines[0]], [lines[0]]
+    for n, line in enumerate(lines[1:]):
+        cells = next(csv.reader([line]))
+        if len(cells) != len(header):
+            continue
+        a, b = list(cells), list(cells)
+        for c in cols:
+            if cells[c]:
+                a[c] = f"{cells[c]}.0"
+                b[c] = f"{cells[c]}.0" if n % 2 else cells[c]
+        every.append(_csv_line(a))
+        mixed.append(_csv_line(b))
+    p1, p2 = tmp_path / "floats.csv", tmp_path / "mixed.csv"
+    p1.write_text("\n".join(every) + "\n")
+    p2.write_text("\n".join(mixed) + "\n")
+    return p1, p2
+
+
+def _csv_line(cells: list[str]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow(cells)
+    return buf.getvalue()
+
+
+def test_integral_floats_infer_int_and_validate_clean(tmp_path: Path, broker: str) -> None:
+    floats, mixed = _integral_float_csvs(tmp_path)
+    assert ",180.0," in floats.read_text() or ".0," in floats.read_text()
+    taxi_schema = tmp_path / "taxi.yaml"
+    assert cli("schema", "infer", str(TAXI), "-o", str(taxi_schema), broker=broker).returncode == 0
+    for path in (floats, mixed):
+        out = tmp_path / f"{path.stem}.json"
+        proc = cli("schema", "infer", str(path), "-o", str(out), broker=broker)
+        assert proc.returncode == 0, proc.stderr
+        features = json.loads(out.read_text())["features"]
+        for name in ("trip_seconds", "trip_start_hour", "pickup_community_area"):
+            assert features[name]["type"] == "int", (path.name, name)
+        assert features["fare"]["type"] == "float"  # real fractions stay float
+        for schema in (out, taxi_schema):  # its own schema, and the one of the int file
+            proc = cli("validate", str(path), "--schema", str(schema), "--json", broker=broker)
+            assert proc.returncode == 0, proc.stdout[:500]
+            assert json.loads(proc.stdout)["anomalies"] == []
+    proc = cli("validate", str(TAXI), "--schema", str(tmp_path / "floats.json"), "--json",
+               broker=broker)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["anomalies"] == []
