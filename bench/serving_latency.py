@@ -15,6 +15,12 @@ Phases:
    keep going; each next version is published once a response from the previous
    one has been seen (bounded wait), so every swap really happens under load.
 
+``--log-predictions on`` runs the server with prediction logging
+(``<p>.predictions``, written from a background thread); ``both`` runs the whole
+benchmark ``--rounds`` times each way, alternating without and with logging (so
+load from other processes hits both alike), and prints the steady figures side
+by side with their medians (the baseline is the runs without logging).
+
 Reported: p50/p99/max latency and requests/s per phase, failed requests (any non-200
 or a prediction that does not match the version that answered), and the ratio of
 p99 during swaps to steady p99 (target <= 2x).
@@ -23,6 +29,7 @@ Usage::
 
     .venv/bin/python bench/serving_latency.py
     .venv/bin/python bench/serving_latency.py --clients 16 --requests 50000 --swaps 100
+    .venv/bin/python bench/serving_latency.py --log-predictions both
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import aiohttp
@@ -58,13 +66,22 @@ SERVER = """
 import sys
 from streamml.serving import ModelServer
 server = ModelServer(sys.argv[1], "demo", signing_key=sys.argv[2].encode(), port=0,
-                     keep_versions=3)
+                     keep_versions=3, log_predictions=sys.argv[3] == "on")
 server.start()
 server.wait_ready(60)
 print(server.port, flush=True)
 sys.stdin.read()
 server.stop()
 """
+
+
+def prediction_counts(port: int) -> dict[str, float]:
+    """The server's prediction log counters (``/monitoring/prometheus/metrics``)."""
+    url = f"http://127.0.0.1:{port}/monitoring/prometheus/metrics"
+    with urllib.request.urlopen(url) as resp:  # noqa: S310 - our own local server
+        text = resp.read().decode()
+    return {ln.split()[0].removeprefix("streamml_predictions_"): float(ln.split()[1])
+            for ln in text.splitlines() if ln.startswith("streamml_predictions_")}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -138,6 +155,38 @@ async def run(args: argparse.Namespace, url: str, log_url: str) -> tuple[Load, d
     return load, durations
 
 
+def trial(args: argparse.Namespace, logging: str) -> tuple[Load, dict[str, float], str]:
+    """One full run against a fresh server; ``logging`` is ``"on"`` or ``"off"``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        log_url = f"embedded://{tmp}/log"
+        with open_log(log_url) as log:
+            create_topic(log)
+            publish(log, *release(1))
+        server = subprocess.Popen(
+            [sys.executable, "-c", SERVER, log_url, KEY.decode(), logging],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        )
+        counts: dict[str, float] = {}
+        try:
+            assert server.stdout is not None
+            port = int(server.stdout.readline())
+            url = f"http://127.0.0.1:{port}/v1/models/tipper:predict"
+            load, durations = asyncio.run(run(args, url, log_url))
+            counts = prediction_counts(port)
+        finally:
+            server.communicate(input="", timeout=60)
+        note = "prediction logging off"
+        if logging == "on":
+            with open_log(log_url) as log:
+                on_topic = log.describe_topic("demo.predictions").records
+            note = (f"prediction logging on: {counts['offered_total']:.0f} instances offered, "
+                    f"{counts['logged_total']:.0f} logged at stop time + "
+                    f"{counts['pending']:.0f} pending (then written at stop), "
+                    f"{counts['dropped_total']:.0f} dropped; {on_topic} records on "
+                    "demo.predictions")
+    return load, durations, note
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=8)
@@ -145,28 +194,38 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=30_000)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--swaps", type=int, default=100)
+    parser.add_argument("--log-predictions", choices=("off", "on", "both"), default="off",
+                        help="serve with prediction logging; 'both' compares off and on")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="with --log-predictions both: alternating runs of each")
     args = parser.parse_args()
+    modes = (["off", "on"] * args.rounds if args.log_predictions == "both"
+             else [args.log_predictions])
+    results = [(mode, *trial(args, mode)) for mode in modes]
+    code = 0
+    for _, load, durations, note in results:
+        code |= report(args, load, durations, note)
+    if len(results) > 1:
+        print()
+        print("| steady, single-instance :predict | run | req/s | p50 ms | p99 ms |")
+        print("|---|---:|---:|---:|---:|")
+        for mode in ("off", "on"):
+            rows = [(len(lo.lat["steady"]) / du["steady"], pct(lo.lat["steady"], 0.5) * 1e3,
+                     pct(lo.lat["steady"], 0.99) * 1e3)
+                    for m, lo, du, _ in results if m == mode]
+            for i, (rps, p50, p99) in enumerate(rows, 1):
+                print(f"| prediction logging {mode} | {i} | {rps:,.0f} | {p50:.2f} | {p99:.2f} |")
+            print(f"| **prediction logging {mode}, median** | | "
+                  f"**{statistics.median(r[0] for r in rows):,.0f}** | "
+                  f"**{statistics.median(r[1] for r in rows):.2f}** | "
+                  f"**{statistics.median(r[2] for r in rows):.2f}** |")
+    return code
 
-    with tempfile.TemporaryDirectory() as tmp:
-        log_url = f"embedded://{tmp}/log"
-        with open_log(log_url) as log:
-            create_topic(log)
-            publish(log, *release(1))
-        server = subprocess.Popen(
-            [sys.executable, "-c", SERVER, log_url, KEY.decode()],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
-        )
-        try:
-            assert server.stdout is not None
-            port = int(server.stdout.readline())
-            url = f"http://127.0.0.1:{port}/v1/models/tipper:predict"
-            load, durations = asyncio.run(run(args, url, log_url))
-        finally:
-            server.communicate(input="", timeout=30)
 
+def report(args: argparse.Namespace, load: Load, durations: dict[str, float], note: str) -> int:
     print(f"# serving latency: {platform.python_implementation()} {platform.python_version()}, "
           f"{os.cpu_count()} CPUs, {args.clients} concurrent keep-alive clients, "
-          "single-instance :predict, server in its own process")
+          f"single-instance :predict, server in its own process; {note}")
     print()
     print("| phase | requests | failed | req/s | p50 ms | p99 ms | max ms |")
     print("|---|---:|---:|---:|---:|---:|---:|")

@@ -50,9 +50,17 @@ def _setup_logging() -> None:
               help="Pipeline whose <pipeline>.models topic is served (default: setting).")
 @click.option("--keep-versions", default=3, show_default=True, type=click.IntRange(1, 1000),
               help="Recent versions kept loaded per model for /versions/{v}:predict.")
+@click.option("--log-predictions/--no-log-predictions", default=False, show_default=True,
+              envvar="STREAMML_SERVE_LOG_PREDICTIONS",
+              help="Log each :predict's instances and predictions to <pipeline>.predictions "
+                   "(from a background thread; $STREAMML_SERVE_LOG_PREDICTIONS).")
+@click.option("--prediction-queue", default=10_000, show_default=True,
+              type=click.IntRange(1, 10_000_000),
+              help="Instances buffered for the prediction log; beyond, they are dropped "
+                   "and counted, never slowing requests.")
 @pass_state
 def command(state: CliState, host: str, port: int, pipeline: str | None,
-            keep_versions: int) -> None:
+            keep_versions: int, log_predictions: bool, prediction_queue: int) -> None:
     """Serve the latest verified version of every model of PIPELINE over REST.
 
     Loads each signed release of <pipeline>.models, verifies its HMAC with the
@@ -60,7 +68,8 @@ def command(state: CliState, host: str, port: int, pipeline: str | None,
     hot-swaps new versions without dropping requests. Unsigned or tampered releases are refused and
     logged; the previous version keeps serving. Endpoints: GET /v1/models,
     GET /v1/models/NAME[/metadata], POST /v1/models/NAME[/versions/V]:predict
-    with {"instances": [{feature: value}, ...]}.
+    with {"instances": [{feature: value}, ...]}, GET /monitoring/prometheus/metrics.
+    With --log-predictions every prediction is also written to <pipeline>.predictions.
     """
     from streamml.serving import ModelServer
 
@@ -75,7 +84,8 @@ def command(state: CliState, host: str, port: int, pipeline: str | None,
     log = state.log()
     try:
         server = ModelServer(log, pipeline, signing_key=key, host=host, port=port,
-                             keep_versions=keep_versions)
+                             keep_versions=keep_versions, log_predictions=log_predictions,
+                             prediction_queue=prediction_queue)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     _setup_logging()
@@ -87,7 +97,9 @@ def command(state: CliState, host: str, port: int, pipeline: str | None,
     previous = signal.signal(signal.SIGTERM, on_signal)
     server.start()
     try:
-        click.echo(f"streamml: serving {server.subscriber.topic} on {server.url} "
+        logging_to = (f", logging predictions to {server.predictions.topic}"
+                      if server.predictions is not None else "")
+        click.echo(f"streamml: serving {server.subscriber.topic} on {server.url}{logging_to} "
                    "(Ctrl-C stops)", err=True)
         while not stopped.wait(0.5):
             pass

@@ -2,7 +2,8 @@
 
 One module per role (``examples``, ``deadletter``, ``statistics``, ``schema``,
 ``anomalies``, ``candidates``, ``evaluations``, ``models``, ``metadata``,
-``labels``, ``checkpoints``), shared pieces in ``base`` and ``artifacts``. Conventions (epoch
+``labels``, ``checkpoints``, ``predictions``), shared pieces in ``base`` and
+``artifacts``. Conventions (epoch
 milliseconds, non-finite floats as strings, half-open offset ranges) are in
 :mod:`streamml.payloads.base`. ``topics/schemas/`` holds the JSON Schema of each.
 
@@ -31,6 +32,7 @@ from streamml.payloads.examples import Example
 from streamml.payloads.labels import Label
 from streamml.payloads.metadata import ArtifactInfo, MetadataEvent
 from streamml.payloads.models import ModelChunk, ModelRecord, ModelRelease
+from streamml.payloads.predictions import Prediction
 from streamml.payloads.schema import FeatureSpec, SchemaVersion
 from streamml.payloads.statistics import FeatureStatistics, StatisticsWindow, Window
 
@@ -56,6 +58,7 @@ __all__ = [
     "ModelSignature",
     "OffsetRange",
     "Payload",
+    "Prediction",
     "SchemaVersion",
     "SliceMetrics",
     "StatisticsWindow",

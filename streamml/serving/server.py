@@ -13,6 +13,13 @@ unpickles and warms up each new version, then
 Requests in flight keep the entry they looked up. Refused releases (unsigned,
 tampered, no signing key configured...) are logged, recorded in the model's status
 and change nothing: the previous version keeps serving.
+
+Prediction logging (``log_predictions=True``): a
+:class:`~streamml.serving.predlog.PredictionLog` writes every ``:predict``'s
+instances and predictions to ``<pipeline>.predictions`` from its own thread,
+through a bounded queue (``prediction_queue`` instances); when it is full,
+predictions are dropped and counted rather than slowing requests. Its counters
+are at ``GET /monitoring/prometheus/metrics``.
 """
 
 from __future__ import annotations
@@ -29,8 +36,9 @@ from aiohttp import web
 from streamml.client.subscriber import ModelSubscriber
 from streamml.client.verify import Refusal
 from streamml.history.deployments import DeploymentRecorder, default_host
-from streamml.log import Log
+from streamml.log import Log, open_log
 from streamml.serving.app import make_app
+from streamml.serving.predlog import PredictionLog
 from streamml.serving.registry import ModelRegistry
 
 logger = logging.getLogger("streamml.serving")
@@ -62,6 +70,8 @@ class ModelServer:
         port: int = 8501,
         keep_versions: int = 3,
         poll_interval_s: float = 0.05,
+        log_predictions: bool = False,
+        prediction_queue: int = 10_000,
     ) -> None:
         self.registry = ModelRegistry(keep_versions=keep_versions)
         self.subscriber = ModelSubscriber(
@@ -72,6 +82,13 @@ class ModelServer:
         self._sock = socket.create_server((host, port), backlog=1024)
         self.port: int = self._sock.getsockname()[1]
         self.deployments = DeploymentRecorder(log, pipeline, host=default_host(self.port))
+        self.predictions: PredictionLog | None = None
+        self._own_log: Log | None = None
+        if log_predictions:
+            if isinstance(log, str):
+                log = self._own_log = open_log(log)
+            self.predictions = PredictionLog(log, pipeline, source=default_host(self.port),
+                                             max_pending=prediction_queue)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._http_thread: threading.Thread | None = None
@@ -89,6 +106,8 @@ class ModelServer:
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> ModelServer:
         """Start the HTTP loop and the subscriber threads; return once listening."""
+        if self.predictions is not None:
+            self.predictions.start()
         self._http_thread = threading.Thread(target=self._run_http, name="streamml-http",
                                              daemon=True)
         self._http_thread.start()
@@ -126,7 +145,8 @@ class ModelServer:
         loop = asyncio.new_event_loop()
         self._loop = loop
         try:
-            runner = web.AppRunner(make_app(self.registry), access_log=None,
+            runner = web.AppRunner(make_app(self.registry, predictions=self.predictions),
+                                   access_log=None,
                                    handle_signals=False, shutdown_timeout=1.0)
             loop.run_until_complete(runner.setup())
             site = web.SockSite(runner, self._sock, backlog=1024)
@@ -158,6 +178,11 @@ class ModelServer:
             self._http_thread = None
         self.subscriber.close()
         self.deployments.close()
+        if self.predictions is not None:
+            self.predictions.stop()  # after the HTTP loop: what was answered gets written
+        if self._own_log is not None:
+            self._own_log.close()
+            self._own_log = None
         self._sock.close()
 
     def serve_forever(self) -> None:

@@ -41,6 +41,7 @@ as pipeline steps (add ``<p>.predictions`` to the pipeline's ``external``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from streamml import serde
 from streamml.log import Log
@@ -51,6 +52,9 @@ from streamml.statistics.dataset import StatisticsAccumulator
 from streamml.statistics.processor import StatisticsGen
 from streamml.validation.drift import DriftConfig
 from streamml.validation.validator import ExampleValidator
+
+if TYPE_CHECKING:
+    from streamml.pipeline.components import Step
 
 SERVING_SPLIT = "serving"
 
@@ -91,7 +95,7 @@ def serving_skew_validator(pipeline: str, reference: StatisticsWindow, *,
 
 
 def serving_skew_steps(pipeline: str, reference: StatisticsWindow, *,
-                       count_window: int | None = 1000) -> list[object]:
+                       count_window: int | None = 1000) -> list[Step]:
     """Both processors as :class:`~streamml.pipeline.components.Step` objects.
 
     ``<p>.predictions`` is written by the model server, outside the pipeline:

@@ -46,10 +46,12 @@ from streamml.payloads import (
     Window,
 )
 from streamml.payloads.artifacts import ChunkedArtifact
+from streamml.payloads.predictions import Prediction
 from streamml.payloads.statistics import Bucket, Histogram, NumericStatistics
 
 ROLES = {
     "labels",
+    "predictions",
     "anomalies",
     "candidates",
     "checkpoints",
@@ -258,6 +260,11 @@ def sample_payloads() -> dict[str, BaseModel]:
             time=T0,
         ),
         "labels": Label(id="taxi.csv:12", label=True, event_time=T0, source="feedback"),
+        "predictions": Prediction(
+            id="9f2c41d07a3e-17:0", request_id="9f2c41d07a3e-17", index=0,
+            source="host:8501", event_time=T0, model="tipper", version=2,
+            features={"fare": 7.25, "payment_type": "Cash", "tips": None}, prediction=0.81,
+        ),
         "checkpoints": Checkpoint.of(
             {"count": 3, "mean": 1.5},
             processor="StatisticsGen",

@@ -61,3 +61,38 @@ def test_serve_loads_predicts_and_stops_on_sigterm(tmp_path: Path) -> None:
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "loaded model tipper version 1" in err
+
+
+def test_serve_log_predictions_writes_the_predictions_topic(tmp_path: Path) -> None:
+    broker = f"embedded://{tmp_path / 'log'}"
+    with open_log(broker) as log:
+        create_topic(log)
+        publish(log, *release(1))
+    proc = serve(broker, "--port", "0", "--log-predictions", "--prediction-queue", "100",
+                 key=KEY.decode())
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        match = re.search(r"on (http://127\.0\.0\.1:\d+), logging predictions to "
+                          r"demo\.predictions", line)
+        assert match, line
+        url = match[1]
+
+        def predict() -> str | None:
+            req = urllib.request.Request(
+                f"{url}/v1/models/tipper:predict", headers={"X-Request-Id": "cli-1"},
+                data=json.dumps({"instances": [INSTANCE, INSTANCE]}).encode(), method="POST")
+            try:
+                with urllib.request.urlopen(req) as resp:
+                    return resp.headers["X-Request-Id"]
+            except urllib.error.HTTPError as exc:
+                exc.close()
+                return None
+
+        assert wait_for(predict, what="a served prediction") == "cli-1"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    with open_log(broker) as log:  # stopping wrote what was queued
+        assert log.describe_topic("demo.predictions").records == 2
