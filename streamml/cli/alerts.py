@@ -7,7 +7,6 @@ when (``first_seen``), how many examples or windows, and the message.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +15,7 @@ import orjson
 
 from streamml.cli.context import CliState, pass_state
 from streamml.log.base import Consumer, Log, TopicPartition
+from streamml.log.read import read_to_end
 
 
 def read_topic(log: Log, topic: str,
@@ -25,23 +25,7 @@ def read_topic(log: Log, topic: str,
     Reads up to the end offsets found when it starts, and stores them in ``ends``
     (if given), so a follower can go on from exactly there.
     """
-    return [orjson.loads(r.value) for r in _records(log, topic, ends) if r.value]
-
-
-def _records(log: Log, topic: str,
-             ends_out: dict[TopicPartition, int] | None = None) -> Iterator[Any]:
-    tps = [TopicPartition(topic, p.partition) for p in log.describe_topic(topic).partitions]
-    with log.consumer() as consumer:
-        consumer.assign(tps)
-        consumer.seek_to_beginning(tps)
-        ends = consumer.end_offsets(tps)
-        if ends_out is not None:
-            ends_out.update(ends)
-        while True:
-            batch = consumer.poll(0.2)
-            yield from (r for r in batch if r.offset < ends[r.tp])
-            if not batch and all(consumer.position(tp) >= ends[tp] for tp in tps):
-                return
+    return [orjson.loads(r.value) for r in read_to_end(log, topic, ends_out=ends) if r.value]
 
 
 def iso(ms: int | None) -> str:

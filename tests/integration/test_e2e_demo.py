@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,8 @@ import pytest
 from streamml import serde
 from streamml.demo import DemoConfig, DemoSummary, run_demo
 from streamml.log import open_log
-from streamml.log.base import Log, TopicPartition
+from streamml.log.base import Log
+from streamml.log.read import read_to_end
 from streamml.settings import load_settings
 
 DRIFTED = {"fare", "payment_type"}
@@ -44,19 +44,8 @@ KCAT = "/usr/bin/kcat"
 def read_topic(log: Log, topic: str, timeout_s: float = 60.0) -> list[tuple[str | None, Any]]:
     """Every record of ``topic`` up to its current end offsets (not "until a poll is empty":
     on Kafka an empty poll may only mean that a fetch is still in flight)."""
-    tps = [TopicPartition(topic, p.partition) for p in log.describe_topic(topic).partitions]
-    out = []
-    with log.consumer(group_id=None) as consumer:
-        consumer.assign(tps)
-        ends = consumer.end_offsets(tps)
-        for tp, start in consumer.beginning_offsets(tps).items():
-            consumer.seek(tp, start)
-        deadline = time.monotonic() + timeout_s
-        while any(consumer.position(tp) < ends[tp] for tp in tps):
-            assert time.monotonic() < deadline, f"{topic}: not read to {ends} in {timeout_s}s"
-            out.extend((r.key.decode() if r.key else None, serde.decode(r.value))
-                       for r in consumer.poll(0.5, 10_000))
-    return out
+    return [(r.key.decode() if r.key else None, serde.decode(r.value))
+            for r in read_to_end(log, topic, timeout_s=timeout_s)]
 
 
 def run(broker: str, pipeline: str) -> tuple[Log, DemoSummary]:

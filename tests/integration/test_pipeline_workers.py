@@ -30,8 +30,8 @@ from typing import Any
 import pytest
 
 from streamml import serde
-from streamml.log.base import TopicPartition
 from streamml.log.kafka import KafkaLog
+from streamml.log.read import read_to_end
 from streamml.runtime.checkpoint import CheckpointStore, checkpoint_key
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -75,18 +75,9 @@ def _wait(predicate: Callable[[], bool], timeout_s: float, what: str,
 
 
 def _read(log: KafkaLog, topic: str) -> list[tuple[str | None, Any]]:
-    tps = [TopicPartition(topic, p.partition) for p in log.describe_topic(topic).partitions]
-    out: list[tuple[str | None, Any]] = []
-    with log.consumer(group_id=None) as consumer:
-        consumer.assign(tps)
-        ends = consumer.end_offsets(tps)
-        for tp, start in consumer.beginning_offsets(tps).items():
-            consumer.seek(tp, start)
-        while any(consumer.position(tp) < ends[tp] for tp in tps):
-            out.extend((r.key.decode() if r.key else None,
-                        None if r.value is None else serde.decode(r.value))
-                       for r in consumer.poll(0.5, 10_000))
-    return out
+    return [(r.key.decode() if r.key else None,
+             None if r.value is None else serde.decode(r.value))
+            for r in read_to_end(log, topic)]
 
 
 def _ends(log: KafkaLog, topic: str) -> dict[int, int]:

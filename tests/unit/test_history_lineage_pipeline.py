@@ -25,8 +25,9 @@ from streamml.examples.taxi_pipeline import build_pipeline
 from streamml.history.lineage import LineageStore
 from streamml.history.materializer import LineageMaterializer
 from streamml.history.recorder import LineageRecorder
-from streamml.log.base import Log, TopicPartition
+from streamml.log.base import Log
 from streamml.log.embedded import EmbeddedLog
+from streamml.log.read import read_to_end
 from streamml.pipeline import PipelineRun
 from streamml.processors.base import Message
 from streamml.settings import load_settings
@@ -38,17 +39,8 @@ KEY = "lineage-test-key"
 
 def read_topic(log: Log, topic: str) -> list[tuple[int, int, Any]]:
     """``(partition, offset, decoded value)`` of every record, to the end offsets."""
-    tps = [TopicPartition(topic, p.partition) for p in log.describe_topic(topic).partitions]
-    out = []
-    with log.consumer(group_id=None) as consumer:
-        consumer.assign(tps)
-        ends = consumer.end_offsets(tps)
-        for tp, start in consumer.beginning_offsets(tps).items():
-            consumer.seek(tp, start)
-        while any(consumer.position(tp) < ends[tp] for tp in tps):
-            out.extend((r.partition, r.offset, r.value and serde.decode(r.value))
-                       for r in consumer.poll(0.5, 10_000))
-    return out
+    return [(r.partition, r.offset, r.value and serde.decode(r.value))
+            for r in read_to_end(log, topic)]
 
 
 @dataclass

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from streamml import serde
 from streamml.log import Log, open_log
-from streamml.log.base import Producer, TopicPartition
+from streamml.log.base import Producer
+from streamml.log.read import read_to_end
 from streamml.payloads.anomalies import Alert
 from streamml.payloads.predictions import Prediction
 from streamml.runtime.runner import Runner
@@ -35,16 +36,7 @@ P = "demo"
 
 def read_topic(log: Log, topic: str) -> list[tuple[str, dict[str, Any]]]:
     """Every (key, value) of ``topic``, partition by partition."""
-    out: list[tuple[str, dict[str, Any]]] = []
-    with log.consumer() as consumer:
-        parts = [TopicPartition(topic, p.partition) for p in log.describe_topic(topic).partitions]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(parts)
-        ends = consumer.end_offsets(parts)
-        while any(consumer.position(tp) < end for tp, end in ends.items()):
-            out += [(r.key.decode(), serde.decode(r.value))
-                    for r in consumer.poll(timeout_s=1.0)]
-    return out
+    return [(r.key.decode(), serde.decode(r.value)) for r in read_to_end(log, topic)]
 
 
 def post(port: int, path: str, body: Any, headers: dict[str, str] | None = None
