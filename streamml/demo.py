@@ -5,7 +5,8 @@ StatisticsGen, SchemaGen, ExampleValidator → Trainer with two challengers →
 Evaluator → Pusher), resets its topics, replays the bundled taxi CSV at
 ``rate`` rows/s (a fixed-seed shuffle; event times one simulated second
 apart, ending about now; from halfway, fare and tips ×1.5 and a new payment
-type), runs it in this process on the given log, then starts a
+type), runs it on the given log (in this process, or spread over
+``processes`` OS processes), then starts a
 :class:`~streamml.serving.ModelServer` on a free port and asks it for one
 prediction over REST.
 
@@ -55,6 +56,8 @@ class DemoConfig:
     window: int = 1000
     batch_size: int = 250
     serve: bool = True
+    processes: int | str = 1
+    """OS processes the pipeline runs in (``"auto"``: min(2, CPUs))."""
 
 
 @dataclass
@@ -152,7 +155,7 @@ def run_demo(log: Log, settings: Settings, config: DemoConfig | None = None,
     reset_topics(log, pipeline)
     started = time.monotonic()
     watcher = TopicWatcher(log, pipeline.name)
-    run = PipelineRun(pipeline, log)
+    run = PipelineRun(pipeline, log, processes=cfg.processes)
     try:
         with run:
             total = getattr(source, "rows", 0)

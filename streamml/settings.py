@@ -22,7 +22,7 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, SecretStr, ValidationError
@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     pipeline: str = Field("demo", description="default pipeline name, the <p> of <p>.<role>")
     state_dir: str = Field(
         ".streamml-state", description="where embedded hosts keep checkpoints of processor state"
+    )
+    processes: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        1,
+        description="OS processes a one-host pipeline run (streamml run, streamml demo) "
+        "spreads its components over; auto: min(2, CPU count)",
     )
     embedded_fsync: bool = Field(
         False,

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from streamml.cli.context import CliState, pass_state
 from streamml.demo import DemoConfig, DemoSummary, DemoUpdate, run_demo
+from streamml.pipeline.processes import resolve_processes
 from streamml.pipeline.status import PipelineView
 
 SHOWN_FEATURES = ("fare", "tips", "trip_miles", "trip_seconds", "payment_type")
@@ -128,11 +129,14 @@ def print_summary(console: Console, summary: DemoSummary) -> None:
               help="Replay rate in rows/s (0 = as fast as the pipeline goes).")
 @click.option("--window", type=click.IntRange(100), default=1000, show_default=True,
               help="Examples per statistics window (per split).")
+@click.option("--processes", "-n", default=None, metavar="N|auto",
+              help="Spread the pipeline over N OS processes (auto: min(2, CPUs)); "
+                   "default: setting `processes` (1).")
 @click.option("--no-serve", is_flag=True, help="Skip the served prediction at the end.")
 @click.option("--quiet", "-q", is_flag=True, help="No live display; print the summary only.")
 @pass_state
 def command(state: CliState, pipeline: str | None, rows: int | None, rate: float, window: int,
-            no_serve: bool, quiet: bool) -> None:
+            processes: str | None, no_serve: bool, quiet: bool) -> None:
     """Run the main job: the taxi pipeline end to end on a live replay, with drift.
 
     The bundled Chicago taxi CSV (15,002 trips) is replayed as a live stream at
@@ -149,12 +153,15 @@ def command(state: CliState, pipeline: str | None, rows: int | None, rate: float
 
     The pipeline's topics are reset first. Without a signing_key setting a
     random demo key signs the models for this run. Works on the embedded log
-    (default) and with --broker kafka://HOST:PORT.
+    (default) and with --broker kafka://HOST:PORT. --processes 2 runs the
+    learning components (Trainer, Evaluator, Pusher) in a second OS process.
     """
     console = Console()
     log = state.log()
     config = DemoConfig(pipeline=pipeline or state.settings.pipeline, rows=rows, rate=rate,
-                        window=window, serve=not no_serve)
+                        window=window, serve=not no_serve,
+                        processes=resolve_processes(processes if processes is not None
+                                                    else state.settings.processes))
     pace = f"at {rate:,.0f} rows/s" if rate else "as fast as it goes"
     console.print(f"[bold]streamml demo[/bold] on {log.url}: the taxi pipeline "
                   f"[cyan]{config.pipeline}[/cyan], replaying the bundled taxi trips {pace}")

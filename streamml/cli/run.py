@@ -14,6 +14,7 @@ from rich.console import Console
 from streamml.cli.context import CliState, pass_state
 from streamml.errors import ConfigError
 from streamml.pipeline import PipelineRun, load_pipeline, reset_topics
+from streamml.pipeline.processes import resolve_processes
 
 
 def parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -52,11 +53,18 @@ def parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--timeout", type=click.FloatRange(0, min_open=True), default=None,
               help="Stop after this many seconds (default: when the sources are exhausted "
                    "and the processors idle, or on Ctrl-C).")
+@click.option("--processes", "-n", default=None, metavar="N|auto",
+              help="Spread the components over N OS processes on the same log (auto: "
+                   "min(2, CPUs)); default: setting `processes` (1).")
+@click.option("--group", "-g", "groups", multiple=True, metavar="NAME,NAME",
+              help="Processors to run together in one extra process (instead of the "
+                   "automatic split). Repeatable: one process per --group.")
 @click.option("--dry-run", is_flag=True, help="Build and check the pipeline, print its graph.")
 @pass_state
 def command(state: CliState, pipeline_ref: str, name: str | None, component: str | None,
             skip: tuple[str, ...], options: tuple[str, ...], reset: bool, batch_size: int,
-            timeout: float | None, dry_run: bool) -> None:
+            timeout: float | None, processes: str | None, groups: tuple[str, ...],
+            dry_run: bool) -> None:
     """Run PIPELINE: module:attr, or a .py file exposing build_pipeline(settings).
 
     The definition is built with the settings (flags > STREAMML_* > config
@@ -66,6 +74,11 @@ def command(state: CliState, pipeline_ref: str, name: str | None, component: str
     one-process host over --broker kafka://HOST:PORT), until the sources are
     exhausted and the processors idle; state is checkpointed, so a second run
     resumes where the first stopped.
+
+    --processes N splits the components over N OS processes on the same log
+    (embedded or Kafka): this one keeps the connectors, statistics and
+    validation; the learning chain (and the lineage pair) go to the others.
+    --group NAME,NAME puts those processors in a process of their own instead.
 
     On Kafka, --component NAME runs one processor as its own faust worker
     group instead, built from the same definition; --skip NAME leaves it out
@@ -78,10 +91,13 @@ def command(state: CliState, pipeline_ref: str, name: str | None, component: str
       streamml run examples/taxi_pipeline.py
       streamml run examples/drift_pipeline.py --dry-run
       streamml run streamml.examples.taxi_pipeline -o rows=2000 -o rate=0
+      streamml run examples/taxi_pipeline.py --processes 2
       streamml -b kafka://127.0.0.1:9092 run examples/taxi_pipeline.py -s trainer
       streamml -b kafka://127.0.0.1:9092 run examples/taxi_pipeline.py -c trainer
     """
     console = Console()
+    count = resolve_processes(processes if processes is not None
+                              else state.settings.processes)
     pipeline = load_pipeline(pipeline_ref, state.settings, name=name,
                              **parse_options(options))
     if dry_run:
@@ -101,7 +117,10 @@ def command(state: CliState, pipeline_ref: str, name: str | None, component: str
         if code:
             raise click.exceptions.Exit(code)
         return
+    group_names = [[n.strip() for n in g.split(",") if n.strip()] for g in groups]
     log = state.log()
+    run = PipelineRun(pipeline, log, batch_size=batch_size, exclude=skip, processes=count,
+                      groups=group_names)
     if reset:
         reset_topics(log, pipeline)
     stop = threading.Event()
@@ -112,8 +131,11 @@ def command(state: CliState, pipeline_ref: str, name: str | None, component: str
     previous = signal.signal(signal.SIGTERM, on_signal)
     console.print(f"running [cyan]{pipeline.name}[/cyan] on {log.url} "
                   f"({len(pipeline.components)} components); Ctrl-C stops")
+    if len(run.split) > 1:
+        for i, names in enumerate(run.split):
+            console.print(f"  process {i}: {', '.join(names)}", highlight=False)
     try:
-        with PipelineRun(pipeline, log, batch_size=batch_size, exclude=skip) as run:
+        with run:
             try:
                 progress = run.run_until_done(timeout_s=timeout, stop=stop)
             except KeyboardInterrupt:

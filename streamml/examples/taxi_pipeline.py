@@ -100,8 +100,11 @@ def build_pipeline(
             ExampleValidator(f"{p}.examples", f"{p}.anomalies", pipeline=p,
                              schema_topic=f"{p}.schema", statistics_topic=f"{p}.statistics",
                              example_window=window),
+            # progressive=False: the Evaluator judges every candidate (prequential, on the
+            # eval split); nothing here reads the Trainer's own test-then-train metrics,
+            # which cost a predict per model and train example (~1/4 of the Trainer).
             Trainer(p, {"logreg": MODULE, "logreg_buckets": CHALLENGER}, MODULE,
-                    snapshot_every=2000),
+                    snapshot_every=2000, progressive=False),
             Evaluator(p, gate, MODULE, window=2000, slice_features=["payment_type"]),
             Pusher(p, key, key_id="demo"),
             *lineage_components(p, settings),  # <p>.metadata lineage → lineage.duckdb

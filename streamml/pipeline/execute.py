@@ -8,6 +8,10 @@ It works on the embedded log and on Kafka alike (the Runner and the ingest
 loop only use the :class:`~streamml.log.base.Log` interface); on Kafka each
 processor can instead run as its own worker group (``streamml run PIPELINE
 --component NAME``), and ``exclude`` leaves those components out of this process.
+With ``processes=N`` (or ``"auto"``) the processors are split over N OS
+processes on the same log (:mod:`streamml.pipeline.processes`: how they are
+split, how children rebuild the pipeline, when the run is done); this process
+keeps the connectors and its share of the processors.
 
 >>> import pathlib, tempfile
 >>> from streamml.log.embedded import EmbeddedLog
@@ -30,12 +34,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from streamml.connectors.ingest import Ingestor, IngestStats
 from streamml.log.base import Log
 from streamml.pipeline.graph import Pipeline
+from streamml.pipeline.processes import ProcessGroup, resolve_processes, split_components
 from streamml.runtime.checkpoint import hmac_key_from
 from streamml.runtime.runner import ProcessorStats, Runner, topic_spec
 
@@ -77,14 +83,17 @@ class PipelineRun:
     just means a fetch is in flight. While records are in flight the lagging
     processors poll for up to ``wait_s``; ``drain_timeout_s`` bounds a drain
     that stops making progress. ``exclude`` names components that run
-    elsewhere (faust workers): they are not hosted here.
+    elsewhere (faust workers): they are not hosted here. ``processes`` and
+    ``groups`` spread the processors over several OS processes (see
+    :func:`~streamml.pipeline.processes.split_components`).
     """
 
     def __init__(self, pipeline: Pipeline, log: Log, *, batch_size: int = 500,
                  checkpoint_every_records: int = 5000, checkpoint_every_s: float = 5.0,
                  drain_each_batch: bool = True, idle_after_s: float = 0.5,
                  wait_s: float = 0.02, drain_timeout_s: float = 10.0,
-                 hmac_key: bytes | None = None, exclude: Collection[str] = ()) -> None:
+                 hmac_key: bytes | None = None, exclude: Collection[str] = (),
+                 processes: int | str = 1, groups: Sequence[Sequence[str]] = ()) -> None:
         for name in exclude:
             pipeline.component(name)  # ConfigError for an unknown name
         self.pipeline = pipeline
@@ -94,11 +103,20 @@ class PipelineRun:
         self.wait_s = wait_s
         self.drain_timeout_s = drain_timeout_s
         key = hmac_key if hmac_key is not None else hmac_key_from(pipeline.settings)
-        processors = [p for p in pipeline.processors if p.processor_name not in self.exclude]
-        self.runner = Runner(log, processors, pipeline.name, batch_size=batch_size,
-                             checkpoint_every_records=checkpoint_every_records,
-                             checkpoint_every_s=checkpoint_every_s, poll_timeout_s=0.0,
-                             idle_after_s=idle_after_s, hmac_key=key)
+        n = resolve_processes(processes)
+        #: Component names per process (process 0 is this one).
+        self.split = split_components(pipeline, n, groups=groups, exclude=self.exclude)
+        here = set(self.split[0])
+        processors = [p for p in pipeline.processors if p.processor_name in here]
+        options: dict[str, Any] = dict(
+            batch_size=batch_size, checkpoint_every_records=checkpoint_every_records,
+            checkpoint_every_s=checkpoint_every_s, poll_timeout_s=0.0,
+            idle_after_s=idle_after_s)
+        self.runner = Runner(log, processors, pipeline.name, hmac_key=key,
+                             **options)
+        self.children = (ProcessGroup(pipeline, log.url, self.split[1:], hmac_key=key,
+                                      runner_options=options)
+                         if len(self.split) > 1 else None)
         self.ingestors = [
             Ingestor(log, c.source, pipeline.name, examplegen=c.examplegen,
                      batch_size=c.batch_size, rate=c.rate, max_records=c.max_records,
@@ -107,24 +125,36 @@ class PipelineRun:
         ]
         self.progress = RunProgress()
         self._started_at = 0.0
+        self._last_active = 0.0
+        self._emitted = 0
 
     def start(self) -> None:
-        """Create every topic from the catalog, start the ingestors and the runner."""
+        """Create every topic from the catalog, start the runner, children and ingestors."""
         self._started_at = time.monotonic()
         for topic in self.pipeline.topics:
             if not self.log.topic_exists(topic):
                 self.log.create_topic(topic_spec(self.pipeline.name, topic), exist_ok=True)
-        for ing in self.ingestors:
-            ing.start()
         self.runner.start()
+        try:
+            if self.children is not None:
+                self.children.start()  # returns once every child's runner has started
+            for ing in self.ingestors:
+                ing.start()
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
-        """Final checkpoints, then release consumers, producers and sources."""
+        """Final checkpoints (children first), then release consumers, producers, sources."""
         try:
-            self.runner.close()
+            if self.children is not None:
+                self.children.stop()
         finally:
-            for ing in self.ingestors:
-                ing.close()
+            try:
+                self.runner.close()
+            finally:
+                for ing in self.ingestors:
+                    ing.close()
 
     def __enter__(self) -> PipelineRun:
         self.start()
@@ -137,6 +167,24 @@ class PipelineRun:
     def sources_done(self) -> bool:
         return all(ing.done() for ing in self.ingestors)
 
+    def lag(self) -> int:
+        """Records not processed yet over every processor (children: as last reported)."""
+        return self.runner.lag() + (self.children.lag if self.children is not None else 0)
+
+    def drained(self) -> bool:
+        """Sources exhausted and no processor in any process lags (see processes)."""
+        if not self.sources_done:
+            return False
+        if self.children is None:
+            return self.runner.lag() == 0
+        self.children.poll()
+        since = max(self._last_active, self.children.last_active)
+        return self.children.quiet_since(since) and self.runner.lag() == 0
+
+    def cpu_s(self) -> float:
+        """CPU seconds used by this process and (as last reported) its children."""
+        return time.process_time() + (self.children.cpu_s() if self.children else 0.0)
+
     def step(self) -> int:
         """One turn: one batch per connector, then the processors (drained if configured)."""
         moved = 0
@@ -147,7 +195,9 @@ class PipelineRun:
         moved += handled
         if self.drain_each_batch:
             moved += self.drain()
-        self._update()
+        if self.children is not None:
+            self.children.poll()  # PipelineProcessError if a child failed
+        self._update(moved)
         return moved
 
     def drain(self) -> int:
@@ -171,12 +221,22 @@ class PipelineRun:
             if handled:
                 deadline = time.monotonic() + self.drain_timeout_s
 
-    def _update(self) -> None:
+    def _update(self, moved: int = 0) -> None:
         p = self.progress
-        p.elapsed_s = time.monotonic() - self._started_at
+        now = time.monotonic()
+        p.elapsed_s = now - self._started_at
         p.connectors = [ing.stats for ing in self.ingestors]
         p.ingested = sum(s.records_in for s in p.connectors)
-        p.processors = self.runner.stats()
+        stats = self.runner.stats()
+        emitted = sum(s.emitted for s in stats)
+        if moved or emitted != self._emitted:  # activity the children may not have seen
+            self._last_active, self._emitted = now, emitted
+        if self.children is None:
+            p.processors = stats
+            return
+        by_name = {s.name: s for s in stats} | self.children.stats()
+        p.processors = [by_name[n] for n in (q.processor_name for q in self.pipeline.processors)
+                        if n in by_name]
 
     def run_until_done(self, *, idle_s: float = 1.0, timeout_s: float | None = None,
                        stop: threading.Event | None = None,
@@ -193,6 +253,8 @@ class PipelineRun:
         last_report = 0.0
         while not (stop is not None and stop.is_set()):
             moved = self.step()
+            if self.children is not None and self.children.stopped_by_child:
+                break  # a child was stopped (SIGTERM): stop the run
             now = time.monotonic()
             if on_progress is not None and now - last_report >= every_s:
                 last_report = now
@@ -207,6 +269,10 @@ class PipelineRun:
             if self.runner.lag():  # records in flight (not yet fetched): not idle
                 idle_since = None
                 self.runner.step(wait_s=self.wait_s)
+                continue
+            if not self.drained():  # a child lags, or has not reported since
+                idle_since = None
+                time.sleep(0.005)
                 continue
             idle_since = idle_since or now
             if now - idle_since >= idle_s:

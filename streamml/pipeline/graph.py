@@ -36,7 +36,7 @@ pipeline p: statistics_gen reads p.examples, but no component produces it (add a
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamml.catalog import validate_pipeline
 from streamml.connectors.base import SourceConnector
@@ -44,6 +44,9 @@ from streamml.errors import ConfigError
 from streamml.pipeline.components import Component, Connector, Payload, Step, role_payload
 from streamml.processors.base import Processor
 from streamml.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from streamml.pipeline.loader import PipelineOrigin
 
 ComponentLike = Component | Processor | SourceConnector
 
@@ -94,6 +97,8 @@ class Pipeline:
         self._check_upstream()
         self._check_payloads()
         self.order: list[Component] = self._toposort()
+        #: How to build this pipeline again in another process (set by ``load_pipeline``).
+        self.origin: PipelineOrigin | None = None
 
     # -- building --------------------------------------------------------------
     def _wrap(self, component: ComponentLike) -> Component:

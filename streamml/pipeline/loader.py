@@ -2,15 +2,21 @@
 
 ``attr`` may be a :class:`~streamml.pipeline.graph.Pipeline` or a callable
 taking the settings (``build_pipeline(settings)``) and, optionally, ``name``.
+The loaded pipeline remembers how it was built (:attr:`Pipeline.origin
+<streamml.pipeline.graph.Pipeline.origin>`, a :class:`PipelineOrigin`), so
+another process can build the same pipeline (``PipelineRun(processes=N)``).
 
 >>> p = load_pipeline("examples/drift_pipeline.py", name="docs")
 >>> p.name, len(p.components)
 ('docs', 5)
+>>> p.origin.rebuild().name
+'docs'
 """
 
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass, field
 from typing import Any
 
 from streamml.errors import ConfigError
@@ -34,6 +40,23 @@ def resolve(ref: str) -> Any:
                           f"{DEFAULT_ATTR}(settings) -> Pipeline)") from None
 
 
+@dataclass(frozen=True)
+class PipelineOrigin:
+    """How a pipeline was built: ``load_pipeline(ref, settings, name=name, **options)``.
+
+    Picklable (settings included), so a spawned process rebuilds the same pipeline.
+    """
+
+    ref: str
+    settings: Settings | None = None
+    name: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def rebuild(self) -> Pipeline:
+        """Build the pipeline again (in this process)."""
+        return load_pipeline(self.ref, self.settings, name=self.name, **self.options)
+
+
 def load_pipeline(ref: str, settings: Settings | None = None, *, name: str | None = None,
                   **options: Any) -> Pipeline:
     """Build the pipeline ``ref`` names with ``settings`` (and ``name``, if it accepts one)."""
@@ -42,6 +65,7 @@ def load_pipeline(ref: str, settings: Settings | None = None, *, name: str | Non
         if name is not None and name != obj.name:
             raise ConfigError(f"{ref} is a fixed pipeline named {obj.name}; it cannot be "
                               f"renamed {name}")
+        obj.origin = obj.origin or PipelineOrigin(ref)
         return obj
     if not callable(obj):
         raise ConfigError(f"{ref} is neither a Pipeline nor a callable that builds one")
@@ -53,4 +77,5 @@ def load_pipeline(ref: str, settings: Settings | None = None, *, name: str | Non
     pipeline = obj(settings, **kwargs)
     if not isinstance(pipeline, Pipeline):
         raise ConfigError(f"{ref} returned {type(pipeline).__name__}, not a Pipeline")
+    pipeline.origin = PipelineOrigin(ref, settings, name, dict(options))
     return pipeline

@@ -189,7 +189,6 @@ class EmbeddedConsumer(Consumer):
             return []
         out: list[Record] = []
         start = self._next % len(tps)
-        self._next += 1
         for tp in tps[start:] + tps[:start]:
             if len(out) >= max_records:
                 break
@@ -202,6 +201,8 @@ class EmbeddedConsumer(Consumer):
             if got:
                 self._positions[tp] = got[-1].offset + 1
                 out += got
+        if out:  # rotate only past polls that returned records: empty (idle) polls do not
+            self._next += 1  # change the interleaving of partitions in later batches
         return out
 
     # -- groups -------------------------------------------------------------
