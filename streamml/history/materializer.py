@@ -33,7 +33,10 @@ class LineageMaterializer(Processor):
     while another process holds it, events are left on the topic (a warning says
     so) and ``streamml lineage`` catches up from the stored offsets.
     Invalid events go to ``<p>.deadletter`` (reason ``invalid_payload``).
-    ``snapshot()`` is only a counter.
+    Events are written in one DuckDB transaction per ``flush_events`` events
+    and at every checkpoint (``snapshot()``, before the host records the
+    offsets), on idle and on close: one commit per micro-batch cost ~17 ms.
+    ``snapshot()`` itself is only a counter.
 
     >>> import tempfile
     >>> from pathlib import Path
@@ -43,6 +46,7 @@ class LineageMaterializer(Processor):
     ([], {'events': 1, 'refused': 0})
     >>> [e.topic for e in m.process([Message("p.metadata", 0, 1, 1, "y", {"id": "y"})])]
     ['p.deadletter']
+    >>> m.flush()
     >>> m.store.offsets("p.metadata")
     {0: 2}
     >>> m.close()
@@ -50,8 +54,12 @@ class LineageMaterializer(Processor):
 
     name = "lineage"
 
-    def __init__(self, pipeline: str, db_path: str) -> None:
+    def __init__(self, pipeline: str, db_path: str, *, flush_events: int = 5000) -> None:
         self.pipeline = pipeline
+        self.flush_events = flush_events
+        self._pending: list[MetadataEvent] = []
+        self._pending_next: dict[TopicPartition, int] = {}
+        self._pending_first: dict[int, int] = {}
         self.db_path = db_path
         self.topic = f"{pipeline}.metadata"
         self.deadletter_topic = f"{pipeline}.deadletter"
@@ -72,9 +80,7 @@ class LineageMaterializer(Processor):
 
     def process(self, batch: Sequence[Message]) -> Iterable[Emit]:
         out: list[Emit] = []
-        events: list[MetadataEvent] = []
-        nxt: dict[TopicPartition, int] = {}
-        first: dict[int, int] = {}
+        nxt, first = self._pending_next, self._pending_first
         for m in batch:
             tp = TopicPartition(m.topic, m.partition)
             nxt[tp] = max(nxt.get(tp, 0), m.offset + 1)
@@ -85,7 +91,17 @@ class LineageMaterializer(Processor):
                 out.append(self._dead_letter(m, str(exc).splitlines()[0]))
                 continue
             if ev is not None:
-                events.append(ev)
+                self._pending.append(ev)
+        if len(self._pending) >= self.flush_events:
+            self.flush()
+        return out
+
+    def flush(self) -> None:
+        """Write the buffered events and their next offsets in one transaction."""
+        if not self._pending_next:
+            return
+        events, nxt, first = self._pending, self._pending_next, self._pending_first
+        self._pending, self._pending_next, self._pending_first = [], {}, {}
         try:
             store = self.store
         except ConfigError as exc:  # another process holds the DuckDB file
@@ -93,14 +109,13 @@ class LineageMaterializer(Processor):
                 logger.warning("%s; lineage stays on %s until `streamml lineage` syncs it",
                                exc, self.topic)
             self.busy += 1
-            return out
+            return
         if self._fresh:
             self._fresh = False
             stored = store.offsets(self.topic)
             if any(stored.get(p, 0) > o for p, o in first.items()):
                 store.forget(self.pipeline, self.topic)
         self.events += store.apply(events, nxt)
-        return out
 
     def _dead_letter(self, msg: Message, detail: str) -> Emit:
         self.refused += 1
@@ -118,6 +133,7 @@ class LineageMaterializer(Processor):
         return ()
 
     def snapshot(self) -> State:
+        self.flush()  # the host records the offsets next: the store must hold the events
         return {"events": self.events, "refused": self.refused}
 
     def restore(self, state: State) -> None:
@@ -127,6 +143,7 @@ class LineageMaterializer(Processor):
             self.refused = int(state.get("refused", 0))
 
     def close(self) -> None:
+        self.flush()
         if self._store is not None:
             self._store.close()
             self._store = None

@@ -170,7 +170,9 @@ from streamml.history.materializer import LineageMaterializer
 from streamml.processors.base import Message
 m = LineageMaterializer("p", sys.argv[1])
 ev = {"id": "x", "pipeline": "p", "kind": "action", "component": "c", "time": 1}
-print(len(list(m.process([Message("p.metadata", 0, 0, 1, "x", ev)]))), m.busy, m.events)
+out = list(m.process([Message("p.metadata", 0, 0, 1, "x", ev)]))
+m.flush()  # what the host's checkpoint does
+print(len(out), m.busy, m.events)
 '''
 
 
