@@ -14,6 +14,15 @@ this process (steadier on a shared machine; pyarrow's own threads count too):
 * **both, shared batch** — both processors on the same micro-batches, so the
   columns are built once (:class:`streamml.statistics.batch.ExampleBatch`;
   StatisticsGen then accumulates blocks of up to 8,192 examples, see its docs);
+* **from record bytes** — both processors from the records' JSON bytes, the
+  cost the hosts pay too: *per record* decodes each with orjson into dicts
+  first (the path before ``raw_values``), *columnar* hands the bytes to the
+  processors, which decode each micro-batch at once with ``pyarrow.json``
+  (:mod:`streamml.statistics.rawbatch`), shared between the two;
+* **embedded Runner** — the same records in an embedded log, both processors
+  run by :class:`~streamml.runtime.runner.Runner` (a consumer each, polls of
+  500, no checkpoints in the timed region), with ``raw_values`` off (the runner
+  decodes each record per processor) and on (equal polls decode once);
 * **one-shot pyarrow** — the same rows as one in-memory pyarrow Table:
   per column count/null count, mean, population std, min, max, t-digest
   quantiles and, for strings, value counts; no streaming, no windows.
@@ -26,8 +35,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,13 +50,29 @@ import pyarrow.csv as pcsv
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from streamml.connectors.fields import encode_example  # noqa: E402
+from streamml.log.base import TopicSpec  # noqa: E402
+from streamml.log.embedded import EmbeddedLog  # noqa: E402
 from streamml.processors.base import Message  # noqa: E402
+from streamml.runtime.runner import Runner  # noqa: E402
+from streamml.serde import decode  # noqa: E402
 from streamml.statistics.processor import StatisticsGen  # noqa: E402
 from streamml.validation.schema import infer_schema  # noqa: E402
 from streamml.validation.validator import ExampleValidator  # noqa: E402
 
 TAXI = ROOT / "streamml" / "data" / "taxi.csv"
 TOPIC = "taxi.examples"
+
+
+def raw_messages(msgs: list[Message]) -> list[Message]:
+    """The same examples as the record bytes ExampleGen writes (``position`` etc. included)."""
+    out = []
+    for m in msgs:
+        value = {**m.value, "position": {"line": m.offset}, "ingest_time": m.timestamp_ms,
+                 "label": None}
+        out.append(Message(m.topic, m.partition, m.offset, m.timestamp_ms, m.key,
+                           encode_example(value)))
+    return out
 
 
 def taxi_rows(n: int) -> tuple[pa.Table, list[Message]]:
@@ -115,10 +142,52 @@ def main() -> None:
             v.process(b)
         gen.drain()
 
+    raw = raw_messages(msgs)
+    raw_batches = [raw[i:i + args.batch] for i in range(0, len(raw), args.batch)]
+
+    def both_bytes(columnar: bool) -> None:
+        gen = StatisticsGen(TOPIC, "taxi.statistics", pipeline="taxi")
+        v = ExampleValidator(TOPIC, "taxi.anomalies", schema=schema)
+        for rb in raw_batches:
+            b = list(rb) if columnar else [
+                Message(m.topic, m.partition, m.offset, m.timestamp_ms, m.key, decode(m.value))
+                for m in rb]
+            gen.process(b)
+            v.process(b)
+        gen.drain()
+
+    tmp = tempfile.TemporaryDirectory()
+    log = EmbeddedLog(tmp.name)
+    log.create_topic(TopicSpec(TOPIC, partitions=1))
+    with log.producer() as prod:
+        for m in raw:
+            prod.send(TOPIC, m.value, m.key.encode() if m.key else None)
+    runs = itertools.count()
+
+    def runner(raw_values: bool) -> None:
+        gen = StatisticsGen(TOPIC, "taxi.statistics", pipeline="taxi")
+        v = ExampleValidator(TOPIC, "taxi.anomalies", schema=schema)
+        gen.raw_values = v.raw_values = raw_values  # type: ignore[misc]
+        r = Runner(log, [gen, v], f"bench{next(runs)}", batch_size=args.batch,
+                   checkpoint_every_records=1 << 62, checkpoint_every_s=1e9)
+        r.start()
+        while min(s.records_in for s in (t.stats for t in r._tasks)) < len(raw):
+            r.step()
+        gen.drain()
+        r.close(checkpoint=False)
+
     n = len(msgs)
     results = [("StatisticsGen", best(stats_gen, args.repeat)),
                ("ExampleValidator", best(validator, args.repeat)),
                ("StatisticsGen + ExampleValidator (shared batch)", best(both, args.repeat)),
+               ("both, from bytes: orjson per record (before)",
+                best(lambda: both_bytes(False), args.repeat)),
+               ("both, from bytes: columnar decode (raw_values)",
+                best(lambda: both_bytes(True), args.repeat)),
+               ("Runner, embedded log -> both: per record (before)",
+                best(lambda: runner(False), args.repeat)),
+               ("Runner, embedded log -> both: raw_values",
+                best(lambda: runner(True), args.repeat)),
                ("one-shot pyarrow statistics (in-memory Table)",
                 best(lambda: one_shot(table), args.repeat))]
     base_wall, base_cpu = (n / t for t in results[-1][1])
@@ -130,6 +199,8 @@ def main() -> None:
     for name, (wall, cpu) in results:
         print(f"| {name:<48} | {n / wall:>11,.0f} | {n / wall / base_wall:>10.2f}x "
               f"| {n / cpu:>11,.0f} | {n / cpu / base_cpu:>10.2f}x |")
+    log.close()
+    tmp.cleanup()
 
 
 if __name__ == "__main__":

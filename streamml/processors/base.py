@@ -94,6 +94,10 @@ class Processor(abc.ABC):
     name: ClassVar[str] = ""
     inputs: Sequence[str] = ()
     outputs: Sequence[str] = ()
+    #: when True, hosts hand each ``Message.value`` as the record's undecoded bytes
+    #: (``None`` for a tombstone) and the processor decodes the batch itself, sending
+    #: records that are not JSON to ``<pipeline>.deadletter`` (columnar decoding).
+    raw_values: ClassVar[bool] = False
 
     @abc.abstractmethod
     def process(self, batch: Sequence[Message]) -> Iterable[Emit]:

@@ -330,9 +330,11 @@ class FaustHost:
                 task.last_input = time.monotonic()
                 touched[tid] = task
                 try:
+                    value = (message.value if task.processor.raw_values  # decodes itself
+                             else decode(message.value))
                     task.batch.append(Message(message.topic, message.partition, message.offset,
                                               int(message.timestamp * 1000),
-                                              decode_key(message.key), decode(message.value)))
+                                              decode_key(message.key), value))
                 except (InvalidRecord, UnicodeDecodeError) as exc:
                     record = Record(message.topic, message.partition, message.offset,
                                     int(message.timestamp * 1000), message.key, message.value)

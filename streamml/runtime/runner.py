@@ -10,7 +10,10 @@ its input topics and keeps ONE state for all of them. The loop is
 so a crash anywhere leaves the last checkpoint consistent: a restart restores
 that state, seeks to its offsets and re-emits at most the records processed
 since (outputs at least once, state exactly once). Records that are not JSON
-go to ``<pipeline>.deadletter`` with the reason and the original bytes.
+go to ``<pipeline>.deadletter`` with the reason and the original bytes. A
+processor with ``raw_values`` gets the records' bytes undecoded and decodes
+(and dead-letters) a whole batch itself: columnar, see
+:mod:`streamml.statistics.rawbatch`.
 
 >>> import tempfile
 >>> from streamml.log.embedded import EmbeddedLog
@@ -267,7 +270,11 @@ class Runner:
     def _handle(self, task: _Task, records: list[Record]) -> bool:
         name = task.stats.name
         messages: list[Message] = []
-        for record in records:
+        raw = task.processor.raw_values  # it decodes the batch itself, and dead-letters
+        if raw:
+            messages = [Message(r.topic, r.partition, r.offset, r.timestamp_ms,
+                                decode_key(r.key), r.value) for r in records]
+        for record in () if raw else records:
             try:
                 value = decode(record.value)
                 key = decode_key(record.key)
@@ -294,7 +301,11 @@ class Runner:
     def _send(self, task: _Task, emits: Iterable[Emit]) -> int:
         assert self._producer is not None
         n = 0
+        raw = task.processor.raw_values
         for emit in emits:
+            if (raw and emit.topic == self.deadletter_topic and isinstance(emit.value, dict)
+                    and emit.value.get("reason") == "invalid_json"):
+                task.stats.dead_letters += 1
             self._producer.send(
                 emit.topic, emit.encoded_value(), encode_key(emit.key),
                 timestamp_ms=emit.timestamp_ms, headers=emit.headers or None,

@@ -29,7 +29,7 @@ the benchmark) build the columns once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import chain
 from operator import itemgetter
 from typing import Any
@@ -46,7 +46,7 @@ _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError
                  TypeError, ValueError)
 
 
-def _simple_kinds(arr: pa.Array) -> frozenset[type] | None:
+def simple_kinds(arr: pa.Array) -> frozenset[type] | None:
     """Value types implied by an inferred arrow type; None if the values must be looked at.
 
     ``pyarrow.array`` infers int64 only from ints (a bool raises), string only
@@ -97,12 +97,25 @@ class ExampleBatch:
         self.topic = ""
         self.splits: list[Any] = [None] * self.n
         self.envelopes: Sequence[Mapping[str, Any]] = [_EMPTY] * self.n
+        self.raw_messages: Sequence[Any] = ()
+        """The messages of a batch decoded from raw bytes (:mod:`~.rawbatch`)."""
+        self.id_values: pa.Array | None = None
+        """The envelopes' ``id`` column, when the batch was decoded columnar."""
+        self.row_of: Callable[[int], Mapping[str, Any]] | None = None
+        """Example ``i``'s features decoded exactly (key order, int or float), if no rows."""
+        self.presence: Callable[[str], np.ndarray] | None = None
+        """Per example: whether the feature's key occurs (for batches without rows)."""
+        self._parts: Sequence[ExampleBatch] = ()
 
     @property
     def ids(self) -> list[str]:
         """Example ids: the envelope's ``id``, else the record key, else topic:partition:offset."""
         if self._ids is None:
-            if self._messages:
+            if self._messages and self.id_values is not None:
+                self._ids = [str(v or m.key or f"{m.topic}:{m.partition}:{m.offset}")
+                             for v, m in zip(self.id_values.to_pylist(), self._messages,
+                                             strict=True)]
+            elif self._messages:
                 self._ids = [str(v.get("id") or m.key or f"{m.topic}:{m.partition}:{m.offset}")
                              for v, m in zip(self.envelopes, self._messages, strict=True)]
             else:
@@ -164,6 +177,8 @@ class ExampleBatch:
         out = cls([])
         if has_rows:
             out.rows = list(chain.from_iterable(b.rows for b in batches))
+        else:
+            out._parts = list(batches)
         out.n = sum(b.n for b in batches)
         out.names = sorted(set().union(*(b.names for b in batches)))
         out.topic = next((b.topic for b in batches if b.topic), "")
@@ -226,6 +241,8 @@ class ExampleBatch:
         """The features of example ``i`` (a dict built from the columns for a table)."""
         if self.rows:
             return self.rows[i]
+        if self.row_of is not None:
+            return self.row_of(i)
         return {name: self.values(name)[i] for name in self.names}
 
     def values(self, name: str) -> list[Any]:
@@ -281,7 +298,7 @@ class ExampleBatch:
         except _ARROW_ERRORS:
             arr = None
         if arr is not None:
-            kinds = _simple_kinds(arr)
+            kinds = simple_kinds(arr)
             if kinds is not None:
                 self._kinds[name] = kinds
             elif pa.types.is_floating(arr.type):
@@ -328,9 +345,26 @@ class ExampleBatch:
             out[name] = col
         return out
 
+    def occurrences(self, name: str) -> np.ndarray | None:
+        """Per example: whether the feature's key occurs; None if unknown (a table: all)."""
+        if self.rows:
+            return np.fromiter((name in r for r in self.rows), bool, self.n)
+        if self.presence is not None:
+            return self.presence(name)
+        if self._parts:
+            masks = [b.occurrences(name) if name in b.names else np.zeros(b.n, bool)
+                     for b in self._parts]
+            if any(m is None for m in masks):
+                return None
+            return np.concatenate([m for m in masks if m is not None])
+        return None
+
     def _occurs(self, name: str, indices: np.ndarray | None) -> bool:
         if not self.rows:
-            return True
+            mask = self.occurrences(name)
+            if mask is None:
+                return True
+            return bool(mask.any() if indices is None else mask[indices].any())
         if indices is None:
             return any(name in r for r in self.rows)
         rows = self.rows

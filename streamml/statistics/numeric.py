@@ -158,7 +158,11 @@ class NumericAccumulator:
         if self.min == self.max:
             return Histogram(type="equal_width", num_nan=self.nan,
                              buckets=[Bucket(low=self.min, high=self.max, count=self.n)])
-        edges = np.linspace(self.min, self.max, buckets + 1)
+        if math.isfinite(self.max - self.min):
+            edges = np.linspace(self.min, self.max, buckets + 1)
+        else:  # a span beyond float64 (e.g. -1.7e308 to 1e300): no overflow this way
+            t = np.linspace(0.0, 1.0, buckets + 1)
+            edges = self.min * (1.0 - t) + self.max * t
         items, weights = self.quantiles.weighted_items()
         # np.histogram's buckets ([lo, hi), the last one closed) by one searchsorted
         idx = np.clip(np.searchsorted(edges, items, side="right") - 1, 0, buckets - 1)

@@ -53,10 +53,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from streamml.errors import InvalidRecord
 from streamml.payloads.base import finite_json
 from streamml.processors.base import Emit, Message, Processor, State
 from streamml.statistics.batch import ExampleBatch
 from streamml.statistics.options import StatisticsOptions
+from streamml.statistics.rawbatch import dead_letter_emit, decode_examples, decoded, is_raw
 from streamml.statistics.windows import (
     OpenWindow,
     SplitState,
@@ -82,6 +84,7 @@ class StatisticsGen(Processor):
     """
 
     name = "statistics_gen"
+    raw_values = True  # examples are decoded a micro-batch at a time (rawbatch)
 
     def __init__(self, examples_topic: str, statistics_topic: str, pipeline: str | None = None,
                  count_window: int | None = 10_000, time_window_ms: int | None = None,
@@ -143,7 +146,12 @@ class StatisticsGen(Processor):
             if msg.topic != self.schema_topic:
                 run.append(msg)
                 continue
-            value = msg.value if isinstance(msg.value, Mapping) else {}
+            try:
+                value = decoded(msg).value
+            except (InvalidRecord, UnicodeDecodeError) as exc:
+                out.append(self._dead_letter(msg, str(exc)))
+                continue
+            value = value if isinstance(value, Mapping) else {}
             version = value.get("version")
             if isinstance(version, int) and version != self.schema_version:
                 out.extend(self._examples(run))
@@ -178,7 +186,14 @@ class StatisticsGen(Processor):
         """Assign a run of examples to windows with numpy; accumulate per block; emit."""
         if not msgs:
             return []
-        b = ExampleBatch.of_messages(msgs)
+        letters: list[Emit] = []
+        if any(is_raw(m.value) for m in msgs):
+            b, _, invalid = decode_examples(msgs)
+            letters = [self._dead_letter(m, why) for m, why in invalid]
+            if not b.n:
+                return letters
+        else:
+            b = ExampleBatch.of_messages(msgs)
         n = b.n
         base = self._pending_n
         tstart = np.full(n, -1, dtype=np.int64)
@@ -224,10 +239,12 @@ class StatisticsGen(Processor):
         self._pending_n += n
         if not (self._closed or self._pending_n >= self.block_rows or self._time_due()
                 or self._cumulative_due()):
-            return []
+            return letters
         self.drain()
         closed, self._closed = sorted(self._closed), []
-        out = [self._emit(split, self.state[split].counts.pop(cidx)) for _, split, cidx in closed]
+        out = letters
+        out.extend(self._emit(split, self.state[split].counts.pop(cidx))
+                   for _, split, cidx in closed)
         out.extend(self._close_time_windows(self.watermark_ms))
         out.extend(self._cumulative_progress())
         return out
@@ -301,6 +318,10 @@ class StatisticsGen(Processor):
                     "cumulative", cumulative_window_id(self.schema_version),
                     since_schema_version=self.schema_version)
             st.cumulative.merge(piece)
+
+    def _dead_letter(self, msg: Message, reason: str) -> Emit:
+        return dead_letter_emit(msg, reason, self.processor_name, self.pipeline,
+                                f"{self.pipeline}.deadletter")
 
     # -- output -------------------------------------------------------------------
     def _emit(self, split: str, window: OpenWindow, final: bool = True) -> Emit:

@@ -52,6 +52,7 @@ class AlertBook:
             window: Window | None = None, count: int = 1,
             example_ids: Iterable[str] = (), **fields: Any) -> None:
         """Record that ``cause`` shows; ``fields`` are other Alert fields (metric, value...)."""
+        time_ms = max(0, time_ms)  # an event time before 1970 (bad input) must not crash
         a = self.alerts.get(cause)
         if a is None:
             a = self.alerts[cause] = {

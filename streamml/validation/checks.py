@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from streamml.payloads.base import NONFINITE_TOKENS
 from streamml.payloads.schema import FeatureSpec, SchemaVersion
@@ -241,15 +242,15 @@ class SchemaChecker:
                 if spec.max is not None:
                     bad |= x > spec.max
         elif t == "string":  # screen the batch's distinct values, not every row
-            vals = b.values(name)
-            seen = set(vals)
+            seen = set(arr.unique().to_pylist())
             seen.discard(None)
             domain = self.domains.get(name)
             odd = seen & _TOKEN_SET
             if domain is not None:
                 odd |= seen - domain
             if odd:
-                bad |= np.fromiter((v in odd for v in vals), bool, n)
+                hit = pc.is_in(arr, value_set=pa.array(sorted(odd), arr.type))
+                bad |= np.asarray(hit.fill_null(False).to_numpy(zero_copy_only=False), bool)
         return bad
 
     def suspects(self, b: ExampleBatch) -> np.ndarray:

@@ -41,11 +41,12 @@ as pipeline steps (add ``<p>.predictions`` to the pipeline's ``external``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from streamml import serde
+from streamml.errors import InvalidRecord
 from streamml.log import Log
-from streamml.log.base import TopicPartition
+from streamml.log.read import read_values
 from streamml.payloads.statistics import StatisticsWindow, Window
 from streamml.processors.base import Emit, Message
 from streamml.statistics.dataset import StatisticsAccumulator
@@ -71,9 +72,18 @@ class ServingSkewValidator(ExampleValidator):
     name = "serving_skew_validator"
 
     def process(self, batch: Sequence[Message]) -> Iterable[Emit]:
-        keep = [m for m in batch if m.topic != self.statistics_topic
-                or (isinstance(m.value, dict) and m.value.get("split") == self.serving_split)]
+        keep = [m for m in batch if m.topic != self.statistics_topic or self._serving(m.value)]
         return super().process(keep) if keep else []
+
+    def _serving(self, value: Any) -> bool:
+        """Is this statistics window (decoded, or raw bytes under ``raw_values``) a serving
+        window? Undecodable ones are kept, so that the validator dead-letters them."""
+        if isinstance(value, bytes | bytearray | memoryview):
+            try:
+                value = serde.decode(value)
+            except InvalidRecord:
+                return True
+        return isinstance(value, dict) and value.get("split") == self.serving_split
 
 
 def serving_statistics_gen(pipeline: str, *, count_window: int | None = 1000,
@@ -133,19 +143,9 @@ def training_reference(log: Log, pipeline: str, *, split: str = "train",
     ``ValueError`` if there is none (run StatisticsGen over the training examples first).
     """
     topic = f"{pipeline}.statistics"
-    windows: list[StatisticsWindow] = []
-    with log.consumer() as consumer:
-        parts = [TopicPartition(topic, p.partition) for p in log.describe_topic(topic).partitions]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(parts)
-        ends = consumer.end_offsets(parts)
-        while any(consumer.position(tp) < end for tp, end in ends.items()):
-            for record in consumer.poll(timeout_s=1.0):
-                value = serde.decode(record.value)
-                if (isinstance(value, dict) and value.get("split") == split
-                        and value.get("final", True)
-                        and (value.get("window") or {}).get("kind") == kind):
-                    windows.append(StatisticsWindow.model_validate(value))
+    windows = [StatisticsWindow.model_validate(value) for value in read_values(log, topic)
+               if isinstance(value, dict) and value.get("split") == split
+               and value.get("final", True) and (value.get("window") or {}).get("kind") == kind]
     if not windows:
         raise ValueError(f"no final {split!r} {kind} windows on {topic}")
     return merge_windows(windows, split=split)

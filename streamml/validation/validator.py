@@ -52,12 +52,14 @@ from operator import attrgetter
 from typing import Any, Literal
 
 from streamml import serde
+from streamml.errors import InvalidRecord
 from streamml.payloads.deadletter import DeadLetter
 from streamml.payloads.schema import SchemaVersion
 from streamml.payloads.statistics import StatisticsWindow
 from streamml.processors.base import Emit, Message, Processor, State
 from streamml.statistics.batch import ExampleBatch
 from streamml.statistics.dataset import StatisticsAccumulator
+from streamml.statistics.rawbatch import dead_letter_emit, decode_examples, decoded, is_raw
 from streamml.validation.alerts import AlertBook
 from streamml.validation.checks import Finding, SchemaChecker
 from streamml.validation.compare import (
@@ -77,6 +79,7 @@ class ExampleValidator(Processor):
     """Per-example and per-window validation (see module docs)."""
 
     name = "example_validator"
+    raw_values = True  # examples are decoded a micro-batch at a time (rawbatch)
 
     def __init__(self, examples_topic: str, anomalies_topic: str, pipeline: str | None = None,
                  schema: SchemaVersion | None = None, schema_topic: str | None = None,
@@ -129,6 +132,11 @@ class ExampleValidator(Processor):
             if m.topic == self.schema_topic or m.topic == self.statistics_topic:
                 out.extend(self._examples(run))
                 run = []
+                try:
+                    m = decoded(m)
+                except (InvalidRecord, UnicodeDecodeError) as exc:
+                    out.append(self._dead_letter(m, str(exc)))
+                    continue
                 if m.topic == self.schema_topic:
                     self.current_schema = SchemaVersion.model_validate(m.value)
                     self._checker = SchemaChecker(self.current_schema)
@@ -145,19 +153,23 @@ class ExampleValidator(Processor):
         """Screen a run of examples column-wise; handle only failing and window-closing ones."""
         if not msgs:
             return []
-        b = ExampleBatch.of_messages(msgs)
+        out: list[Emit] = []
+        if any(is_raw(m.value) for m in msgs):
+            b, msgs, invalid = decode_examples(msgs)
+            out.extend(self._dead_letter(m, why) for m, why in invalid)
+        else:
+            b = ExampleBatch.of_messages(msgs)
         found = self._checker.check_batch(b) if self._checker is not None else {}
         ew = self.example_window
         closing = range(ew - 1 - self.seen % ew, b.n, ew)
         events = sorted(set(found).union(closing)) if found else list(closing)
-        out: list[Emit] = []
         prev = 0
         for i in [*events, b.n]:
             if i > prev:  # clean examples, no example window closes among them
                 self.passed += i - prev
                 self.seen += i - prev
                 if self.validated_topic:
-                    out.extend(Emit(self.validated_topic, m.value, key=m.key,
+                    out.extend(Emit(self.validated_topic, decoded(m).value, key=m.key,
                                     timestamp_ms=m.timestamp_ms) for m in msgs[prev:i])
             if i < b.n:
                 m = msgs[i]
@@ -167,7 +179,8 @@ class ExampleValidator(Processor):
 
     def _example(self, m: Message, eid: str, event_ms: int,
                  findings: list[Finding]) -> list[Emit]:
-        value = m.value if isinstance(m.value, dict) else {}
+        value = decoded(m).value  # raw bytes were valid JSON (decode_examples)
+        value = value if isinstance(value, dict) else {}
         index = self.seen // self.example_window
         self.seen += 1
         out: list[Emit] = []
@@ -207,6 +220,10 @@ class ExampleValidator(Processor):
                         out.append(Emit(self.anomalies_topic, r.to_json(), key=r.id,
                                         timestamp_ms=m.timestamp_ms))
         return out
+
+    def _dead_letter(self, m: Message, reason: str) -> Emit:
+        return dead_letter_emit(m, reason, self.processor_name, self.pipeline,
+                                self.deadletter_topic)
 
     # -- windows ------------------------------------------------------------------
     def _window(self, w: StatisticsWindow, m: Message) -> list[Emit]:

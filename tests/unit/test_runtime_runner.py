@@ -241,3 +241,29 @@ def test_sigterm_writes_a_final_checkpoint(log: EmbeddedLog, tmp_path: Path) -> 
         _close(child)
     cp = CheckpointStore(log, "p").load("count_ids")
     assert cp is not None and cp.state == {"count": 300, "id_sum": sum(range(300))}
+
+
+def test_raw_values_processors_get_bytes_and_dead_letter_bad_records(log: EmbeddedLog) -> None:
+    from streamml.statistics.processor import StatisticsGen
+    from streamml.validation.validator import ExampleValidator
+
+    good = [encode({"id": f"e{i}", "split": "train", "event_time": i,
+                    "features": {"fare": 1.5 * i, "n": i}}) for i in range(6)]
+    values = [*good[:2], b"{not json", *good[2:4], b"\xff\xfe", *good[4:]]
+    _produce(log, "p.examples", values, partitions=1)
+    gen = StatisticsGen("p.examples", "p.statistics", count_window=3, cumulative=False)
+    val = ExampleValidator("p.examples", "p.anomalies")
+    assert gen.raw_values and val.raw_values and not CountIds.raw_values
+    with Runner(log, [gen, val], "p") as runner:
+        runner.run_until_idle(idle_s=0.1, timeout_s=30)
+        stats = {s.name: s for s in runner.stats()}
+    assert stats["statistics_gen"].records_in == 8 and stats["statistics_gen"].dead_letters == 2
+    assert val.passed == 6 and stats["example_validator"].dead_letters == 2
+    windows = [decode(r.value) for r in _read(log, "p.statistics")]
+    assert [w["num_examples"] for w in windows] == [3, 3]
+    assert windows[1]["features"]["n"]["numeric"]["mean"] == 4.0
+    dead = [DeadLetter.model_validate(decode(r.value)) for r in _read(log, "p.deadletter")]
+    assert sorted((d.component, d.position["offset"]) for d in dead) == [
+        ("example_validator", 2), ("example_validator", 5),
+        ("statistics_gen", 2), ("statistics_gen", 5)]
+    assert all(d.reason == "invalid_json" and "not valid JSON" in d.detail for d in dead)
