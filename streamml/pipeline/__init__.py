@@ -5,8 +5,10 @@
   :class:`Connector` (a source and its ExampleGen) and their payload declarations;
 * :mod:`~streamml.pipeline.replay`: :class:`ReplaySource`, a file replayed as a
   live stream, with :class:`Drift` injected on demand;
-* :mod:`~streamml.pipeline.execute`: :class:`PipelineRun`, the one-process host;
+* :mod:`~streamml.pipeline.execute`: :class:`PipelineRun`, which hosts a pipeline in one
+  process or, with ``processes=N``, over several (:mod:`~streamml.pipeline.processes`);
 * :mod:`~streamml.pipeline.loader`: :func:`load_pipeline` (``module:attr`` or a file);
+* :mod:`~streamml.pipeline.workers`: one component as a faust worker on Kafka;
 * :mod:`~streamml.pipeline.status`: :func:`pipeline_status` (what ``streamml status`` shows).
 
 >>> from streamml.pipeline import Pipeline, Connector

@@ -16,10 +16,10 @@ from streamml.catalog import (
     Catalog,
     TopicDefinition,
     load_catalog,
-    main,
     source_topics_dir,
     validate_pipeline,
 )
+from streamml.catalog_files import main
 from streamml.errors import ConfigError
 from streamml.log.base import TopicSpec
 from streamml.payloads import (

@@ -7,14 +7,8 @@ import json
 
 import pytest
 
-from streamml.catalog import (
-    PACKAGED_TOPICS_DIR,
-    load_catalog,
-    package_copy_problems,
-    schema_path,
-    source_topics_dir,
-    stale_schemas,
-)
+from streamml.catalog import PACKAGED_TOPICS_DIR, load_catalog, source_topics_dir
+from streamml.catalog_files import package_copy_problems, schema_path, stale_schemas
 
 HOW_TO_FIX = (
     "regenerate with `make schemas` (or `.venv/bin/python -m streamml.catalog write-schemas`) "
