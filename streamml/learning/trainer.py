@@ -38,7 +38,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from streamml.errors import ConfigError
@@ -52,6 +51,13 @@ from streamml.learning.artifact import (
     unpack_state,
 )
 from streamml.learning.join import LabelJoin
+from streamml.learning.learner import (
+    Learner,
+    PendingBatch,
+    feature_type,
+    progressive_metrics,
+    report_metrics,
+)
 from streamml.learning.transform import (
     ModelSource,
     UserModule,
@@ -67,73 +73,6 @@ from streamml.payloads.candidates import Candidate
 from streamml.processors.base import Emit, Message, Processor, State
 
 ACTIONS = ("new_challenger", "reset")
-
-
-@dataclass
-class Learner:
-    """One challenger: its model and everything that describes what it learned."""
-
-    name: str
-    source: str
-    """Name of the challenger whose model source built it (itself, unless spawned)."""
-    model: Any
-    task: str
-    sequence: int = 0
-    parent: str | None = None
-    examples_seen: int = 0
-    since_snapshot: int = 0
-    ranges: dict[tuple[str, int], list[int]] = field(default_factory=dict)
-    first_time: int | None = None
-    last_time: int | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    """Running sums of the progressive (test-then-train) metrics."""
-
-
-@dataclass(slots=True)
-class _Pending:
-    """Bookkeeping of the examples learned since the last :meth:`Trainer._flush`."""
-
-    n: int = 0
-    ranges: dict[tuple[str, int], list[int]] = field(default_factory=dict)
-    first: int | None = None
-    last: int | None = None
-    topic: str | None = None
-    partition: int = -1
-    current: list[int] | None = None
-    """The range of (``topic``, ``partition``), the one most examples go to."""
-
-
-def _progressive_metrics(task: str) -> dict[str, float]:
-    """Running sums (cheap, inline): the Evaluator computes the costly metrics (ROC AUC...)."""
-    if task == "classification":
-        return {"n": 0.0, "correct": 0.0, "log_loss": 0.0}
-    return {"n": 0.0, "abs_error": 0.0}
-
-
-def _report(sums: dict[str, float]) -> dict[str, float]:
-    n = sums.get("n", 0.0)
-    if not n:
-        return {}
-    if "correct" in sums:
-        return {"progressive_accuracy": sums["correct"] / n,
-                "progressive_log_loss": sums["log_loss"] / n}
-    return {"progressive_mae": sums["abs_error"] / n}
-
-
-def _ftype(value: Any) -> tuple[str, str] | None:
-    valency = "scalar"
-    if isinstance(value, list):
-        valency = "list"
-        value = next((v for v in value if v is not None), None)
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "bool", valency
-    if isinstance(value, int):
-        return "int", valency
-    if isinstance(value, float):
-        return "float", valency
-    return "string", valency
 
 
 class Trainer(Processor):
@@ -196,7 +135,7 @@ class Trainer(Processor):
         self.since_snapshot = 0
         self.spawned: dict[str, int] = {}
         self.applied_actions: list[str] = []
-        self._pending = _Pending()
+        self._pending = PendingBatch()
         self._hot: list[tuple[Learner, Any, Any, bool, dict[str, float]]] | None = None
         self._untyped: set[str] = set()
         self._seen_keys: set[str] = set()
@@ -205,7 +144,7 @@ class Trainer(Processor):
         model = self._builders[source]()
         task = task_of(model)
         return Learner(name=name, source=source, model=model, task=task,
-                       metrics=_progressive_metrics(task) if self.progressive else {})
+                       metrics=progressive_metrics(task) if self.progressive else {})
 
     def snapshot(self) -> State:
         self._flush()
@@ -226,7 +165,7 @@ class Trainer(Processor):
         self.skipped, self.last_snapshot_time = s["skipped"], s["last_snapshot_time"]
         self.spawned, self.applied_actions = s["spawned"], s["applied_actions"]
         self.since_snapshot = s["since_snapshot"]
-        self._pending, self._hot = _Pending(), None
+        self._pending, self._hot = PendingBatch(), None
         self._untyped, self._seen_keys = set(), set(self.feature_types)
 
     # -- processing -----------------------------------------------------------
@@ -350,7 +289,7 @@ class Trainer(Processor):
         """
         known = self.feature_types
         for fname in x.keys() - known.keys():
-            ft = _ftype(x[fname])
+            ft = feature_type(x[fname])
             if ft is not None:
                 known[fname] = ft
                 self._untyped.discard(fname)
@@ -378,7 +317,7 @@ class Trainer(Processor):
                 learner.first_time = pend.first
             if learner.last_time is None or pend.last > learner.last_time:  # type: ignore[operator]
                 learner.last_time = pend.last
-        self._pending = _Pending()
+        self._pending = PendingBatch()
 
     def _snapshot_due(self, t: int) -> bool:
         if self.last_snapshot_time is None:
@@ -417,7 +356,7 @@ class Trainer(Processor):
             output="probability" if learner.task == "classification" else "value",
             classes=classes,
         )
-        measured = _report(learner.metrics)
+        measured = report_metrics(learner.metrics)
         measured.update({f"labels_{k}": float(v) for k, v in self.join.counters().items()})
         return Candidate(
             id=cid, pipeline=self.pipeline, model=learner.name, sequence=learner.sequence,
