@@ -89,6 +89,18 @@ def nonfinite_from_tokens(value: Any) -> Any:
     return value
 
 
+def features_from_tokens(value: Any) -> Any:
+    """:func:`nonfinite_from_tokens` over every value of a features mapping (a pydantic
+    ``before`` validator of ``features`` fields); anything else is left as it is.
+
+    >>> features_from_tokens({"fare": "Infinity", "tags": ["NaN"]})
+    {'fare': inf, 'tags': [nan]}
+    """
+    if isinstance(value, dict):
+        return {k: nonfinite_from_tokens(v) for k, v in value.items()}
+    return value
+
+
 def schema_without_doctests(schema: dict[str, Any], cls: type) -> None:
     """JSON Schema hook: keep a model's docstring prose, drop its doctest examples."""
     description = schema.get("description")

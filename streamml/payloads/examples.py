@@ -16,6 +16,7 @@ from streamml.payloads.base import (
     Name,
     Payload,
     Scalar,
+    features_from_tokens,
     nonfinite_from_tokens,
 )
 
@@ -64,12 +65,7 @@ class Example(Payload):
     label: Scalar | list[Scalar] = None
     """The label, when the source carries one (may also arrive later on a labels topic)."""
 
-    @field_validator("features", mode="before")
-    @classmethod
-    def _nonfinite(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: nonfinite_from_tokens(v) for k, v in value.items()}
-        return value
+    _nonfinite = field_validator("features", mode="before")(features_from_tokens)
 
     @field_validator("label", mode="before")
     @classmethod

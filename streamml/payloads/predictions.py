@@ -10,11 +10,11 @@ ExampleValidator's training/serving skew check (see
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Field, field_validator
 
-from streamml.payloads.base import EpochMs, FeatureValue, Name, Payload, nonfinite_from_tokens
+from streamml.payloads.base import EpochMs, FeatureValue, Name, Payload, features_from_tokens
 from streamml.payloads.examples import SplitName
 
 #: One prediction: a probability or value (float), a class (any scalar), or, for
@@ -56,9 +56,4 @@ class Prediction(Payload):
     prediction: PredictionValue
     """What ``:predict`` returned for this instance."""
 
-    @field_validator("features", mode="before")
-    @classmethod
-    def _nonfinite(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: nonfinite_from_tokens(v) for k, v in value.items()}
-        return value
+    _nonfinite = field_validator("features", mode="before")(features_from_tokens)

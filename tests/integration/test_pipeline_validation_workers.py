@@ -30,6 +30,7 @@ from tests.integration.test_pipeline_workers import (
     _env,
     _read,
     _spawn,
+    _stop,
     _wait,
 )
 
@@ -93,12 +94,4 @@ def test_validation_components_as_faust_workers(log: KafkaLog, kafka_url: str,
         bad = Counter(d["component"] for d in dead if d["reason"] == "invalid_json")
         assert bad == Counter({"statistics_gen": 1, "example_validator": 1}), dead
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        _stop(procs)

@@ -92,6 +92,19 @@ def _covers(store: CheckpointStore, log: KafkaLog, name: str, topics: Sequence[s
     return all(cp.offsets.get(t, {}) == _ends(log, t) for t in topics if log.topic_exists(t))
 
 
+def _stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every process still running (final checkpoints), then SIGKILL stragglers."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
 def _labelled_train(examples: list[tuple[str | None, Any]]) -> int:
     """Train-split examples with a label (examples/taxi_module.py: tips known)."""
     return sum(1 for _, v in examples
@@ -182,12 +195,4 @@ def test_learning_components_as_faust_workers(log: KafkaLog, kafka_url: str,
         assert "streamml: error: trainer keeps one state over all its input partitions" in out
         assert f"the one holding {p}.examples[0] goes on from the checkpoint" in out
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        _stop(procs)
