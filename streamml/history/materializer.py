@@ -8,13 +8,12 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from streamml import serde
 from streamml.errors import ConfigError
 from streamml.history.lineage_store import LineageStore, decode_event
 from streamml.log.base import TopicPartition
-from streamml.payloads.deadletter import DeadLetter
 from streamml.payloads.metadata import MetadataEvent
 from streamml.processors.base import Emit, Message, Processor, State
+from streamml.processors.deadletter import dead_letter_emit
 
 logger = logging.getLogger("streamml.history")
 
@@ -119,14 +118,10 @@ class LineageMaterializer(Processor):
 
     def _dead_letter(self, msg: Message, detail: str) -> Emit:
         self.refused += 1
-        key = f"{msg.topic}/{msg.partition}/{msg.offset}"
-        letter = DeadLetter.from_bytes(
-            serde.encode(msg.value), id=key, pipeline=self.pipeline,
-            component="LineageMaterializer", reason="invalid_payload", detail=detail[:4000],
-            source=msg.topic, position={"partition": msg.partition, "offset": msg.offset},
-            topic=msg.topic, time=msg.timestamp_ms)
-        return Emit(self.deadletter_topic, letter.to_json(), key=key,
-                    timestamp_ms=msg.timestamp_ms)
+        return dead_letter_emit(msg, reason="invalid_payload", detail=detail,
+                                component="LineageMaterializer", pipeline=self.pipeline,
+                                topic=self.deadletter_topic,
+                                key=f"{msg.topic}/{msg.partition}/{msg.offset}")
 
     def on_idle(self, now_ms: int) -> Iterable[Emit]:
         self.close()  # let other processes open the store while nothing arrives

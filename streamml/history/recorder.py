@@ -42,17 +42,16 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from streamml import serde
 from streamml.payloads.anomalies import Alert
 from streamml.payloads.base import TimeRange
 from streamml.payloads.candidates import Candidate
-from streamml.payloads.deadletter import DeadLetter
 from streamml.payloads.evaluations import Evaluation
 from streamml.payloads.metadata import ArtifactInfo, MetadataEvent
 from streamml.payloads.models import ModelRelease
 from streamml.payloads.schema import SchemaVersion
 from streamml.payloads.statistics import StatisticsWindow
 from streamml.processors.base import Emit, Message, Processor, State
+from streamml.processors.deadletter import dead_letter_emit
 
 #: Artifact topics the recorder reads, by role.
 ROLES = ("schema", "statistics", "candidates", "evaluations", "models", "anomalies")
@@ -141,14 +140,10 @@ class LineageRecorder(Processor):
 
     def _dead_letter(self, msg: Message, detail: str) -> Emit:
         self.refused += 1
-        key = f"{msg.topic}/{msg.partition}/{msg.offset}"
-        letter = DeadLetter.from_bytes(
-            serde.encode(msg.value), id=key, pipeline=self.pipeline, component="LineageRecorder",
-            reason="invalid_payload", detail=detail[:4000], source=msg.topic,
-            position={"partition": msg.partition, "offset": msg.offset}, topic=msg.topic,
-            time=msg.timestamp_ms)
-        return Emit(self.deadletter_topic, letter.to_json(), key=key,
-                    timestamp_ms=msg.timestamp_ms)
+        return dead_letter_emit(msg, reason="invalid_payload", detail=detail,
+                                component="LineageRecorder", pipeline=self.pipeline,
+                                topic=self.deadletter_topic,
+                                key=f"{msg.topic}/{msg.partition}/{msg.offset}")
 
     def _art(self, msg: Message, id_: str, type_: str, *, key: str | None = None,
              version: int | None = None) -> ArtifactInfo:

@@ -253,7 +253,6 @@ class Evaluator(Processor):
             self.blessed = held
             self.blessings += 1
             self.monitor.reset()
-            self._base_cache = None
             for e, (_, pred) in zip(entries, pairs, strict=True):
                 e.blessed_pred = pred  # the window just scored with this very model
         self.judged.append(evaluation.id)

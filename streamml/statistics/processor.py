@@ -56,9 +56,10 @@ import numpy as np
 from streamml.errors import InvalidRecord
 from streamml.payloads.base import finite_json
 from streamml.processors.base import Emit, Message, Processor, State
+from streamml.processors.deadletter import dead_letter_emit
 from streamml.statistics.batch import ExampleBatch
 from streamml.statistics.options import StatisticsOptions
-from streamml.statistics.rawbatch import dead_letter_emit, decode_examples, decoded, is_raw
+from streamml.statistics.rawbatch import decode_examples, decoded, is_raw
 from streamml.statistics.windows import (
     OpenWindow,
     SplitState,
@@ -320,8 +321,9 @@ class StatisticsGen(Processor):
             st.cumulative.merge(piece)
 
     def _dead_letter(self, msg: Message, reason: str) -> Emit:
-        return dead_letter_emit(msg, reason, self.processor_name, self.pipeline,
-                                f"{self.pipeline}.deadletter")
+        return dead_letter_emit(msg, reason="invalid_json", detail=reason,
+                                component=self.processor_name, pipeline=self.pipeline,
+                                topic=f"{self.pipeline}.deadletter")
 
     # -- output -------------------------------------------------------------------
     def _emit(self, split: str, window: OpenWindow, final: bool = True) -> Emit:

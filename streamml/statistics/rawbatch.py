@@ -53,11 +53,11 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from streamml.errors import InvalidRecord
-from streamml.processors.base import Emit, Message
+from streamml.processors.base import Message
+from streamml.processors.deadletter import RAW_TYPES
 from streamml.serde import decode
 from streamml.statistics.batch import _EMPTY, ExampleBatch, simple_kinds
 
-RAW_TYPES = (bytes, bytearray, memoryview)
 _NONE = type(None)
 _READ = pj.ReadOptions(use_threads=False, block_size=1 << 30)
 _EXACT_INT = float(1 << 53)
@@ -75,21 +75,6 @@ def decoded(message: Message) -> Message:
         return message
     return Message(message.topic, message.partition, message.offset, message.timestamp_ms,
                    message.key, decode(bytes(message.value)))
-
-
-def dead_letter_emit(message: Message, reason: str, component: str, pipeline: str,
-                     topic: str) -> Emit:
-    """The dead letter of a record that is not JSON (as the runner writes it; log time)."""
-    from streamml.payloads.deadletter import DeadLetter
-
-    ident = f"{message.topic}:{message.partition}:{message.offset}"
-    value = message.value if is_raw(message.value) else b""
-    letter = DeadLetter.from_bytes(
-        bytes(value), id=ident, pipeline=pipeline, component=component,
-        reason="invalid_json", detail=reason, source=message.topic,
-        position={"partition": message.partition, "offset": message.offset},
-        topic=message.topic, time=message.timestamp_ms)
-    return Emit(topic, letter.to_json(), key=ident, timestamp_ms=message.timestamp_ms)
 
 
 _Decoded = tuple[ExampleBatch, list[Message], Invalid]

@@ -57,9 +57,10 @@ from streamml.payloads.deadletter import DeadLetter
 from streamml.payloads.schema import SchemaVersion
 from streamml.payloads.statistics import StatisticsWindow
 from streamml.processors.base import Emit, Message, Processor, State
+from streamml.processors.deadletter import dead_letter_emit
 from streamml.statistics.batch import ExampleBatch
 from streamml.statistics.dataset import StatisticsAccumulator
-from streamml.statistics.rawbatch import dead_letter_emit, decode_examples, decoded, is_raw
+from streamml.statistics.rawbatch import decode_examples, decoded, is_raw
 from streamml.validation.alerts import AlertBook
 from streamml.validation.checks import Finding, SchemaChecker
 from streamml.validation.compare import (
@@ -222,8 +223,9 @@ class ExampleValidator(Processor):
         return out
 
     def _dead_letter(self, m: Message, reason: str) -> Emit:
-        return dead_letter_emit(m, reason, self.processor_name, self.pipeline,
-                                self.deadletter_topic)
+        return dead_letter_emit(m, reason="invalid_json", detail=reason,
+                                component=self.processor_name, pipeline=self.pipeline,
+                                topic=self.deadletter_topic)
 
     # -- windows ------------------------------------------------------------------
     def _window(self, w: StatisticsWindow, m: Message) -> list[Emit]:

@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -29,10 +28,11 @@ from streamml.history.layout import archive_files
 from streamml.history.replay import replay, run_processors
 from streamml.learning.artifact import load_release_model
 from streamml.log import Log, open_log
-from streamml.log.base import Record, TopicPartition, TopicSpec
+from streamml.log.base import Record, TopicSpec
 from streamml.payloads.models import ModelRelease
 from streamml.pipeline import Connector, Pipeline, PipelineRun, ReplaySource
 from streamml.settings import load_settings
+from tests.history_helpers import contents, records
 
 pytestmark = pytest.mark.kafka
 
@@ -46,32 +46,6 @@ def build_pipeline(settings, name):
     return taxi(settings, name=name, rows={rows}, window=500, start_ms={start})
 '''
 ROLES = ("statistics", "anomalies", "schema", "candidates", "evaluations", "models")
-
-
-def records(log: Log, topic: str) -> list[Record]:
-    """Every record of ``topic`` to its end offsets, by (partition, offset)."""
-    tps = [TopicPartition(topic, p.partition) for p in log.describe_topic(topic).partitions]
-    out: list[Record] = []
-    with log.consumer(group_id=None) as consumer:
-        consumer.assign(tps)
-        ends = consumer.end_offsets(tps)
-        for tp, start in consumer.beginning_offsets(tps).items():
-            consumer.seek(tp, start)
-        deadline = time.monotonic() + 120
-        while any(consumer.position(tp) < ends[tp] for tp in tps):
-            assert time.monotonic() < deadline, f"{topic} not read to its end"
-            out.extend(r for r in consumer.poll(0.5, 10_000) if r.offset < ends[
-                TopicPartition(topic, r.partition)])
-    return sorted(out, key=lambda r: (r.partition, r.offset))
-
-
-def contents(log: Log, ns: str, role: str) -> list[Any]:
-    """Decoded values of ``<ns>.<role>``, ``ns`` renamed, HMACs left out (they sign ``ns``)."""
-    values = [serde.decode(r.value) if r.value is not None else None
-              for r in records(log, f"{ns}.{role}")]
-    values = [{k: x for k, x in v.items() if k != "hmac_sha256"} if isinstance(v, dict) else v
-              for v in values]
-    return list(serde.decode(serde.encode(values).decode().replace(ns, "NS")))
 
 
 @pytest.fixture
@@ -131,6 +105,7 @@ def test_replay_on_kafka_twice_gives_equal_artifacts(kafka_log: Log, kafka_url: 
         models = [load_release_model(rel, KEY.encode()) for rel in releases]
         weights.append([(rel.version, dict(m[-1].weights) if hasattr(m, "steps") else None)
                         for rel, m in zip(releases, models, strict=True)])
+    assert weights[0] and all(w is not None for _, w in weights[0]), weights[0]
     assert weights[0] == weights[1] == weights[2]
 
 

@@ -30,10 +30,10 @@ from streamml.history.archive import ArchiveSink
 from streamml.history.lineage import LineageStore
 from streamml.history.replay import replay, run_processors
 from streamml.learning.artifact import load_release_model
-from streamml.log.base import Log, Record, TopicPartition
 from streamml.log.embedded import EmbeddedLog
 from streamml.payloads.models import ModelRelease
 from streamml.settings import load_settings
+from tests.history_helpers import contents, records
 from tests.unit.test_history_lineage_pipeline import KEY, T0, P, Run, read_topic, taxi_run
 
 __all__ = ["taxi_run"]  # the module-scoped live run, shared with the lineage tests
@@ -46,31 +46,6 @@ def build_pipeline(settings, name):
     return taxi(settings, name=name, rows=9000, window=500, start_ms={T0})
 '''
 ROLES = ("statistics", "anomalies", "schema", "candidates", "evaluations", "models", "metadata")
-
-
-def contents(log: EmbeddedLog, ns: str, role: str) -> list[Any]:
-    """The values of ``<ns>.<role>`` in (partition, offset) order, ``ns`` renamed to ``NS``."""
-    from streamml import serde
-
-    rows = sorted(read_topic(log, f"{ns}.{role}"), key=lambda r: (r[0], r[1]))
-    # a release's HMAC signs its pipeline name too, which is the namespace: checked apart
-    values = [{k: x for k, x in v.items() if k != "hmac_sha256"} if isinstance(v, dict) else v
-              for _, _, v in rows]
-    text = serde.encode(values).decode()
-    return list(serde.decode(text.replace(ns, "NS")))  # names with "-": never in base64
-
-
-def log_records(log: Log, topic: str) -> list[Record]:
-    tps = [TopicPartition(topic, p.partition) for p in log.describe_topic(topic).partitions]
-    out: list[Record] = []
-    with log.consumer(group_id=None) as consumer:
-        consumer.assign(tps)
-        ends = consumer.end_offsets(tps)
-        for tp in tps:
-            consumer.seek(tp, 0)
-        while any(consumer.position(tp) < ends[tp] for tp in tps):
-            out.extend(consumer.poll(0.5, 10_000))
-    return out
 
 
 def weights(model: Any) -> dict[str, Any]:
@@ -94,7 +69,7 @@ def replayed(taxi_run: Run) -> tuple[Run, list[str]]:
     namespaces = []
     with EmbeddedLog(taxi_run.root / "log") as log:
         # record timestamps are ingest times: the range is rows ~1,000..8,500 of the run
-        stamps = sorted(r.timestamp_ms for r in log_records(log, f"{P}.examples"))
+        stamps = sorted(r.timestamp_ms for r in records(log, f"{P}.examples"))
         lo, hi = stamps[1000], stamps[8500]
         expected = sum(lo <= t < hi for t in stamps)
         assert 6000 < expected < 8000

@@ -78,7 +78,8 @@ def test_pusher_tombstones_chunks_of_superseded_versions() -> None:
     # v2's chunks, then v2's release, then (only then) v1's chunks go
     assert tombstones(v2) == chunk_keys(v1)
     last_release = max(i for i, e in enumerate(v2) if e.key == "tipper")
-    assert all(e.is_tombstone for e in v2[last_release + 1:])
+    assert not any(e.is_tombstone for e in v2[:last_release])
+    assert tombstones(v2[last_release + 1:]) == chunk_keys(v1)
     assert all(e.encoded_value() is None for e in v2 if e.is_tombstone)
     # state survives a restart: the next version still deletes v2's chunks
     restarted = p.clone()
