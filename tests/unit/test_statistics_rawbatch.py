@@ -44,8 +44,13 @@ finite = (st.floats(allow_nan=False, allow_infinity=False)
 KINDS = {"int": ints, "float": floats, "mixnum": ints | floats, "text": texts,
          "bool": st.booleans(), "any": values}
 #: per-feature types that the columnar fast path takes (one JSON type per column)
-CLEAN = {"int": ints, "float": finite, "mixnum": st.integers(-(2**53), 2**53) | finite,
-         "text": texts, "bool": st.booleans()}
+#: (int64 ints and printable text: wider ints and escapes take the exact per-record path,
+#: which would leave the columnar path, mixed int/float columns above all, untested)
+CLEAN = {"int": st.integers(-(2**63), 2**63 - 1) | st.integers(-5, 5), "float": finite,
+         "mixnum": st.integers(-(2**53), 2**53) | finite,
+         "text": st.text(st.characters(codec="utf-8", categories=("L", "N", "Zs")),
+                         max_size=6),
+         "bool": st.booleans()}
 
 
 @st.composite
@@ -72,7 +77,8 @@ def batches(draw: Any) -> list[Message]:
             if draw(st.integers(0, 5)):
                 env["split"] = draw(st.sampled_from(["train", "eval", "", None]))
             if draw(st.integers(0, 5)):
-                env["event_time"] = draw(st.integers(0, 2**40) | st.none() | ints | floats)
+                env["event_time"] = draw(st.integers(0, 2**40) | st.none()
+                                         | (st.nothing() if clean else ints | floats))
             if draw(st.booleans()):
                 env["position"] = {"line": i, draw(st.sampled_from(NAMES)): 1}
             value = encode_example(env)
@@ -126,6 +132,7 @@ def test_columnar_batch_equals_dict_batch(msgs: list[Message], rnd: Any) -> None
         assert sorted(g) == sorted(w)
         assert {k: column(v) for k, v in g.items()} == {k: column(v) for k, v in w.items()}
     for i in range(want.n):
+        assert list(got.row(i)) == list(want.row(i)), i
         assert typed(list(got.row(i).values())) == typed(
             [want.row(i).get(k) for k in got.row(i)])
 
