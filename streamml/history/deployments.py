@@ -29,7 +29,7 @@ import time
 
 from streamml import serde
 from streamml.history.recorder import model_id
-from streamml.log import Log, open_log
+from streamml.log import Log
 from streamml.log.base import Producer
 from streamml.payloads.metadata import MetadataEvent
 from streamml.payloads.models import ModelRelease
@@ -44,13 +44,11 @@ def default_host(port: int | None = None) -> str:
 
 
 class DeploymentRecorder:
-    """Emit deployment events for ``pipeline`` on ``log`` (a :class:`Log` or a broker URL)."""
+    """Emit deployment events for ``pipeline`` on ``log`` (the caller's; never closed here)."""
 
-    def __init__(self, log: Log | str, pipeline: str, *, host: str,
+    def __init__(self, log: Log, pipeline: str, *, host: str,
                  component: str = "server") -> None:
-        self._own = isinstance(log, str)
-        self._log_arg = log
-        self._log: Log | None = None if isinstance(log, str) else log
+        self._log = log
         self.pipeline = pipeline
         self.host = host
         self.component = component
@@ -83,8 +81,6 @@ class DeploymentRecorder:
 
     def _open(self) -> Producer:
         if self._producer is None:
-            if self._log is None:
-                self._log = open_log(str(self._log_arg))
             if not self._log.topic_exists(self.topic):
                 from streamml.runtime.runner import topic_spec
 
@@ -96,6 +92,3 @@ class DeploymentRecorder:
         if self._producer is not None:
             self._producer.close()
             self._producer = None
-        if self._own and self._log is not None:
-            self._log.close()
-            self._log = None

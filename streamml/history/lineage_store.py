@@ -213,7 +213,7 @@ class LineageStore:
                 for name in ("new_events", "new_inputs", "new_arts"):
                     con.unregister(name)
             for before in expiries:
-                self._delete_before(before)
+                self._delete_events(self._EXPIRED, [before])
             for tp, offset in (offsets or {}).items():
                 con.execute("INSERT OR REPLACE INTO offsets VALUES (?, ?, ?)",
                             [tp.topic, tp.partition, offset])
@@ -223,14 +223,19 @@ class LineageStore:
             raise
         return len(rows)
 
-    def _delete_before(self, before_ms: int) -> int:
-        doomed = "SELECT id FROM events WHERE time < ? AND kind <> 'expired'"
-        n = self.con.execute(f"SELECT count(*) FROM ({doomed})", [before_ms]).fetchone()  # noqa: S608
+    _EXPIRED = "time < ? AND kind <> 'expired'"  # what an expiry before ? deletes
+
+    def _count(self, where: str, params: Sequence[Any]) -> int:
+        n = self.con.execute(f"SELECT count(*) FROM events WHERE {where}", params).fetchone()  # noqa: S608
+        return int(n[0]) if n else 0
+
+    def _delete_events(self, where: str, params: Sequence[Any]) -> None:
+        """Delete the events matching ``where`` (fixed SQL) with their inputs and artifacts."""
+        doomed = f"SELECT id FROM events WHERE {where}"  # noqa: S608 - fixed SQL
         for table in ("event_inputs", "event_artifacts"):
             self.con.execute(f"DELETE FROM {table} WHERE event_id IN ({doomed})",  # noqa: S608
-                             [before_ms])
-        self.con.execute(f"DELETE FROM events WHERE id IN ({doomed})", [before_ms])  # noqa: S608
-        return int(n[0]) if n else 0
+                             params)
+        self.con.execute(f"DELETE FROM events WHERE id IN ({doomed})", params)  # noqa: S608
 
     def expire(self, before_ms: int, pipeline: str, now_ms: int | None = None
                ) -> tuple[int, MetadataEvent]:
@@ -239,15 +244,14 @@ class LineageStore:
         Emit the marker to ``<pipeline>.metadata`` too, so that rebuilding the
         store from the topic expires the same events.
         """
-        n = self.con.execute("SELECT count(*) FROM events WHERE time < ? AND kind <> 'expired'",
-                             [before_ms]).fetchone()
+        n = self._count(self._EXPIRED, [before_ms])
         marker = MetadataEvent(
             id=f"{pipeline}/lineage/expired/{before_ms}", pipeline=pipeline, kind="expired",
             component="lineage", properties={"before_ms": before_ms},
             time=now_ms if now_ms is not None else int(time.time() * 1000),
         )
         self.apply([marker])
-        return (int(n[0]) if n else 0), marker
+        return n, marker
 
     def offsets(self, topic: str) -> dict[int, int]:
         rows = self.con.execute(
@@ -260,20 +264,16 @@ class LineageStore:
         For a ``<p>.metadata`` topic that was deleted and recreated (``streamml demo``,
         ``run --reset``): its offsets start again at 0, the old events are stale.
         """
-        doomed = "SELECT id FROM events WHERE pipeline = ?"
-        n = self.con.execute(f"SELECT count(*) FROM ({doomed})", [pipeline]).fetchone()  # noqa: S608
+        n = self._count("pipeline = ?", [pipeline])
         self.con.execute("BEGIN TRANSACTION")
         try:
-            for table in ("event_inputs", "event_artifacts"):
-                self.con.execute(f"DELETE FROM {table} WHERE event_id IN ({doomed})",  # noqa: S608
-                                 [pipeline])
-            self.con.execute(f"DELETE FROM events WHERE id IN ({doomed})", [pipeline])  # noqa: S608
+            self._delete_events("pipeline = ?", [pipeline])
             self.con.execute("DELETE FROM offsets WHERE topic = ?", [topic])
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
-        return int(n[0]) if n else 0
+        return n
 
     def sync(self, log: Log, pipeline: str, max_records: int | None = None) -> int:
         """Read ``<pipeline>.metadata`` from the stored offsets to its end; return events read.

@@ -127,6 +127,7 @@ class PipelineRun:
         self._started_at = 0.0
         self._last_active = 0.0
         self._emitted = 0
+        self._lag_here = 0  # this process's lag, from the last _update
 
     def start(self) -> None:
         """Create every topic from the catalog, start the runner, children and ingestors."""
@@ -166,10 +167,6 @@ class PipelineRun:
     @property
     def sources_done(self) -> bool:
         return all(ing.done() for ing in self.ingestors)
-
-    def lag(self) -> int:
-        """Records not processed yet over every processor (children: as last reported)."""
-        return self.runner.lag() + (self.children.lag if self.children is not None else 0)
 
     def drained(self) -> bool:
         """Sources exhausted and no processor in any process lags (see processes)."""
@@ -228,6 +225,7 @@ class PipelineRun:
         p.connectors = [ing.stats for ing in self.ingestors]
         p.ingested = sum(s.records_in for s in p.connectors)
         stats = self.runner.stats()
+        self._lag_here = sum(s.lag for s in stats)  # this pass's end-offset lookup
         emitted = sum(s.emitted for s in stats)
         if moved or emitted != self._emitted:  # activity the children may not have seen
             self._last_active, self._emitted = now, emitted
@@ -266,7 +264,7 @@ class PipelineRun:
                 if not moved:
                     time.sleep(0.005)
                 continue
-            if self.runner.lag():  # records in flight (not yet fetched): not idle
+            if self._lag_here:  # records in flight (not yet fetched): not idle
                 idle_since = None
                 self.runner.step(wait_s=self.wait_s)
                 continue

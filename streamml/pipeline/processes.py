@@ -87,6 +87,9 @@ CONNECTOR_COST = 0.6
 DEFAULT_COST = 0.3
 #: A child reports at least this often (its lag, for the parent's completion check).
 REPORT_EVERY_S = 0.05
+#: how long a child's lagging consumers wait for a fetch, and an idle child sleeps
+WAIT_S = 0.02
+IDLE_SLEEP_S = 0.005
 
 
 class PipelineProcessError(StreamMLError):
@@ -279,10 +282,6 @@ class ProcessGroup:
         return {s.name: replace(s) for c in self.children for s in c.report.stats}
 
     @property
-    def lag(self) -> int:
-        return sum(c.report.lag for c in self.children)
-
-    @property
     def last_active(self) -> float:
         return max((c.report.last_active for c in self.children), default=0.0)
 
@@ -352,24 +351,21 @@ def child_main(origin: Any, log_url: str, names: list[str], hmac_key: bytes | No
                 conn.recv()  # "stop" (EOFError when the parent is gone)
                 asked = True
                 break
-            handled = runner.step()
+            # lagging consumers wait up to WAIT_S for their fetches instead of spinning
+            handled = runner.step(wait_s=WAIT_S)
             now = time.monotonic()
             if handled:
                 last_active = now
-            if handled and now - last_sent < REPORT_EVERY_S:
-                continue  # busy: report (and look lags up) at most every REPORT_EVERY_S
+            if now - last_sent < REPORT_EVERY_S:
+                if not handled:
+                    time.sleep(IDLE_SLEEP_S)
+                continue  # report (and look end offsets up) at most every REPORT_EVERY_S
             stats = runner.stats()  # lags from a fresh end-offset lookup
             total = sum(s.emitted for s in stats)
-            changed = total != emitted
-            if changed:  # emitted records (on_idle too): activity others must see
+            if total != emitted:  # emitted records (on_idle too): activity others must see
                 last_active, emitted = now, total
-            lag = sum(s.lag for s in stats)
-            if handled or changed or lag or now - last_sent >= REPORT_EVERY_S:
-                conn.send(("report", ChildReport(stats, now, last_active,
-                                                 time.process_time())))
-                last_sent = now
-            if not handled and not lag:
-                time.sleep(0.002)
+            conn.send(("report", ChildReport(stats, now, last_active, time.process_time())))
+            last_sent = now
         stats = runner.stats()
         runner.close()
         conn.send(("closed", ChildReport(stats, time.monotonic(), last_active,

@@ -74,6 +74,10 @@ class ModelServer:
         prediction_queue: int = 10_000,
     ) -> None:
         self.registry = ModelRegistry(keep_versions=keep_versions)
+        # one log (one set of clients on Kafka) for the subscriber, lineage and predictions
+        self._own_log: Log | None = None
+        if isinstance(log, str):
+            log = self._own_log = open_log(log)
         self.subscriber = ModelSubscriber(
             log, pipeline, signing_key=signing_key, on_refusal=self._refused,
             poll_interval_s=poll_interval_s,
@@ -83,10 +87,7 @@ class ModelServer:
         self.port: int = self._sock.getsockname()[1]
         self.deployments = DeploymentRecorder(log, pipeline, host=default_host(self.port))
         self.predictions: PredictionLog | None = None
-        self._own_log: Log | None = None
         if log_predictions:
-            if isinstance(log, str):
-                log = self._own_log = open_log(log)
             self.predictions = PredictionLog(log, pipeline, source=default_host(self.port),
                                              max_pending=prediction_queue)
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -86,9 +86,6 @@ def _check_status_during_and_after(broker: str, pipeline: str, cwd: Path) -> Non
             demo.wait()
     running = [{c["name"] for c in s["components"] if c["state"] == "running"} for s in seen]
     assert any(names & PROCESSORS for names in running), (running, seen[-1:])
-    for s in seen:
-        for c in s["components"]:
-            assert c["lag"] is None or c["lag"] >= 0, c
 
     final = _status(broker, pipeline, cwd)
     want = _expected(broker, pipeline)

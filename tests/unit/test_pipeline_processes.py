@@ -20,8 +20,9 @@ import pytest
 
 from streamml import serde
 from streamml.errors import ConfigError
-from streamml.log.base import Log, TopicPartition
+from streamml.log.base import Log
 from streamml.log.embedded import EmbeddedLog
+from streamml.log.read import read_to_end
 from streamml.pipeline import Pipeline, PipelineRun, RunProgress, load_pipeline, reset_topics
 from streamml.pipeline.processes import PipelineProcessError, split_components
 from streamml.pipeline.status import pipeline_status
@@ -50,19 +51,11 @@ def taxi(log_dir: Path, name: str = "t", **options: Any) -> Pipeline:
 
 def records(log: Log, topic: str) -> list[tuple[str | None, Any]]:
     """``(key, decoded value)`` of every record of ``topic``, in offset order per partition."""
-    out: list[tuple[str | None, Any]] = []
     if not log.topic_exists(topic):
-        return out
-    with log.consumer(group_id=None) as consumer:
-        tps = [TopicPartition(topic, p.partition) for p in log.describe_topic(topic).partitions]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(tps)
-        ends = consumer.end_offsets(tps)
-        while any(consumer.position(tp) < ends[tp] for tp in tps):
-            for r in consumer.poll(0.1, 10_000):
-                out.append((r.key.decode() if r.key else None,
-                            None if r.value is None else serde.decode(r.value)))
-    return out
+        return []
+    return [(r.key.decode() if r.key else None,
+             None if r.value is None else serde.decode(r.value))
+            for r in read_to_end(log, topic)]
 
 
 def stamped(value: Any) -> Any:
@@ -239,16 +232,9 @@ def assert_each_example_counted_once(log: Log, ws: dict[tuple[Any, ...], Any]) -
     from the first on, and each run adds up to the window's ``num_examples``: no
     example lost or counted twice, however the partitions interleaved."""
     offsets: dict[tuple[str, int], list[int]] = {}
-    with log.consumer(group_id=None) as consumer:
-        tps = [TopicPartition("t.examples", p.partition)
-               for p in log.describe_topic("t.examples").partitions]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(tps)
-        ends = consumer.end_offsets(tps)
-        while any(consumer.position(tp) < ends[tp] for tp in tps):
-            for r in consumer.poll(0.1, 10_000):
-                split = serde.decode(r.value)["split"]
-                offsets.setdefault((split, r.partition), []).append(r.offset)
+    for r in read_to_end(log, "t.examples"):
+        split = serde.decode(r.value)["split"]
+        offsets.setdefault((split, r.partition), []).append(r.offset)
     for split in ("train", "eval"):
         count_windows = sorted((w["window"]["index"], w) for (s, kind, _), w in ws.items()
                                if s == split and kind == "count")
@@ -344,12 +330,16 @@ def test_sigterm_stops_every_process_with_final_checkpoints(tmp_path: Path) -> N
                    or log.describe_topic("s.examples").records < 3000):
                 assert proc.poll() is None and time.monotonic() < deadline
                 time.sleep(0.1)
+            signalled_ms = int(time.time() * 1000)
             proc.send_signal(signal.SIGTERM)
             out, err = proc.communicate(timeout=120)
             assert proc.returncode == 0, err
             states = {c.name: c for c in pipeline_status(log, "s", hmac_key=None).components}
             for name in ("statistics_gen", "trainer", "evaluator", "pusher"):
                 assert states[name].state == "running", states  # checkpointed just now
+                # a final checkpoint, written after the signal (not a periodic one before it)
+                last = states[name].last_checkpoint_ms
+                assert last is not None and last >= signalled_ms, (name, last, signalled_ms)
             examples = log.describe_topic("s.examples").records
             assert 3000 <= examples < 15_002
         finally:
