@@ -305,6 +305,9 @@ class Runner:
         for emit in emits:
             if (raw and emit.topic == self.deadletter_topic and isinstance(emit.value, dict)
                     and emit.value.get("reason") == "invalid_json"):
+                # a raw_values processor refused a record the host did not decode
+                if not self.dead_letter:
+                    raise InvalidRecord(f"{emit.value.get('id')}: {emit.value.get('detail')}")
                 task.stats.dead_letters += 1
             self._producer.send(
                 emit.topic, emit.encoded_value(), encode_key(emit.key),

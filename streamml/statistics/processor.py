@@ -117,6 +117,8 @@ class StatisticsGen(Processor):
         self.options = options or StatisticsOptions()
         self.block_rows = block_rows
         self.inputs = (examples_topic,) + ((schema_topic,) if schema_topic else ())
+        #: records that are not JSON go here (the host's dead-letter topic, as for any input)
+        self.deadletter_topic = f"{self.pipeline}.deadletter"
         self.outputs = (statistics_topic,)
         self.state: dict[str, SplitState] = {}
         self.watermark_ms: int | None = None
@@ -323,7 +325,7 @@ class StatisticsGen(Processor):
     def _dead_letter(self, msg: Message, reason: str) -> Emit:
         return dead_letter_emit(msg, reason="invalid_json", detail=reason,
                                 component=self.processor_name, pipeline=self.pipeline,
-                                topic=f"{self.pipeline}.deadletter")
+                                topic=self.deadletter_topic)
 
     # -- output -------------------------------------------------------------------
     def _emit(self, split: str, window: OpenWindow, final: bool = True) -> Emit:

@@ -134,6 +134,19 @@ def test_dead_letter_off_raises(log: EmbeddedLog) -> None:
     assert CheckpointStore(log, "p").load("count_ids") is None  # no checkpoint after failure
 
 
+def test_dead_letter_off_raises_for_raw_values_processors(log: EmbeddedLog) -> None:
+    from streamml.statistics.processor import StatisticsGen
+
+    _produce(log, "p.examples", [b"{not json"], partitions=1)
+    gen = StatisticsGen("p.examples", "p.statistics", count_window=3, cumulative=False)
+    runner = Runner(log, [gen], "p", dead_letter=False)
+    with pytest.raises(InvalidRecord, match=r"p.examples:0:0: not valid JSON"):
+        runner.run_until_idle(idle_s=0.1, timeout_s=30)
+    runner.close(checkpoint=False)
+    # raised, not dead-lettered
+    assert not log.topic_exists("p.deadletter") or log.describe_topic("p.deadletter").records == 0
+
+
 def test_duplicate_names_are_a_config_error(log: EmbeddedLog) -> None:
     with pytest.raises(ConfigError, match="unique"):
         Runner(log, [CountIds("a", "b"), CountIds("c", "d")], "p")
