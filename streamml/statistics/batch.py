@@ -97,7 +97,6 @@ class ExampleBatch:
         self.topic = ""
         self.splits: list[Any] = [None] * self.n
         self.envelopes: Sequence[Mapping[str, Any]] = [_EMPTY] * self.n
-        self.raw_messages: Sequence[Any] = ()
         """The messages of a batch decoded from raw bytes (:mod:`~.rawbatch`)."""
         self.id_values: pa.Array | None = None
         """The envelopes' ``id`` column, when the batch was decoded columnar."""

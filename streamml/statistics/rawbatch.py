@@ -110,20 +110,14 @@ def _same(a: list[Message], b: Sequence[Message]) -> bool:
 
 def _per_record(messages: Sequence[Message]) -> _Decoded:
     """The slow, exact path: orjson per record, then the dict batch."""
-    valid: list[Message] = []
-    decoded_msgs: list[Message] = []
+    valid: list[Message] = []  # decoded: callers' decoded() is then a no-op
     invalid: Invalid = []
     for m in messages:
         try:
-            d = decoded(m)
+            valid.append(decoded(m))
         except (InvalidRecord, UnicodeDecodeError) as exc:
             invalid.append((m, str(exc)))
-            continue
-        valid.append(m)
-        decoded_msgs.append(d)
-    batch = ExampleBatch.of_messages(decoded_msgs)
-    batch.raw_messages = valid
-    return batch, valid, invalid
+    return ExampleBatch.of_messages(valid), valid, invalid
 
 
 def _columnar(messages: Sequence[Message]) -> ExampleBatch | None:
@@ -150,7 +144,6 @@ def _columnar(messages: Sequence[Message]) -> ExampleBatch | None:
         return None
     b = ExampleBatch([])
     b.n = n
-    b.raw_messages = list(messages)
     b._messages = messages
     if not _envelope(b, table, messages):
         return None

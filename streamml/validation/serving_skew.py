@@ -41,9 +41,8 @@ as pipeline steps (add ``<p>.predictions`` to the pipeline's ``external``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from streamml import serde
 from streamml.errors import InvalidRecord
 from streamml.log import Log
 from streamml.log.read import read_values
@@ -51,6 +50,7 @@ from streamml.payloads.statistics import StatisticsWindow, Window
 from streamml.processors.base import Emit, Message
 from streamml.statistics.dataset import StatisticsAccumulator
 from streamml.statistics.processor import StatisticsGen
+from streamml.statistics.rawbatch import decoded
 from streamml.validation.drift import DriftConfig
 from streamml.validation.validator import ExampleValidator
 
@@ -72,18 +72,18 @@ class ServingSkewValidator(ExampleValidator):
     name = "serving_skew_validator"
 
     def process(self, batch: Sequence[Message]) -> Iterable[Emit]:
-        keep = [m for m in batch if m.topic != self.statistics_topic or self._serving(m.value)]
+        keep = []
+        for m in batch:
+            if m.topic == self.statistics_topic:
+                try:
+                    m = decoded(m)  # once: the validator takes decoded windows as they are
+                except InvalidRecord:
+                    keep.append(m)  # the validator dead-letters it
+                    continue
+                if not (isinstance(m.value, dict) and m.value.get("split") == self.serving_split):
+                    continue
+            keep.append(m)
         return super().process(keep) if keep else []
-
-    def _serving(self, value: Any) -> bool:
-        """Is this statistics window (decoded, or raw bytes under ``raw_values``) a serving
-        window? Undecodable ones are kept, so that the validator dead-letters them."""
-        if isinstance(value, bytes | bytearray | memoryview):
-            try:
-                value = serde.decode(value)
-            except InvalidRecord:
-                return True
-        return isinstance(value, dict) and value.get("split") == self.serving_split
 
 
 def serving_statistics_gen(pipeline: str, *, count_window: int | None = 1000,
