@@ -68,7 +68,7 @@ def _schemas(store: LineageStore, model: dict[str, Any], ancestors: list[dict[st
     linked = [a for a in ancestors if a["type"] == "schema"]
     if linked or window is None:
         return linked
-    rows = store._rows("SELECT * FROM artifacts WHERE type = 'schema' AND pipeline = ? "
+    rows = store.rows("SELECT * FROM artifacts WHERE type = 'schema' AND pipeline = ? "
                        "AND created_ms <= ? ORDER BY created_ms, version",
                        [model["pipeline"], window["end_ms"]])
     before = [r for r in rows if r["created_ms"] <= window["start_ms"]]
@@ -83,39 +83,39 @@ def lineage_answer(store: LineageStore, ref: str) -> dict[str, Any]:
     if model is None:
         raise ConfigError(f"no model {ref!r} in the lineage store {store.path}")
     mid = model["id"]
-    ancestors = store._rows(_UP + "SELECT a.* FROM up JOIN artifacts a ON a.id = up.id "  # noqa: S608 - constant SQL, values bound
+    ancestors = store.rows(_UP + "SELECT a.* FROM up JOIN artifacts a ON a.id = up.id "  # noqa: S608 - constant SQL, values bound
                             "WHERE a.id <> ? ORDER BY a.created_ms, a.id", [mid, mid])
-    execs = store._rows(
+    execs = store.rows(
         _UP + "SELECT DISTINCT x.* FROM up JOIN produced p ON p.artifact_id = up.id "  # noqa: S608 - constant SQL, values bound
         "JOIN executions x ON x.id = p.execution_id ORDER BY x.time, x.id", [mid])
     exec_ids = [x["id"] for x in execs]
-    ranges = merge_ranges(store._rows(
+    ranges = merge_ranges(store.rows(
         'SELECT topic, "partition", start_offset, end_offset FROM event_inputs '
         "WHERE list_contains(?, execution_id)", [exec_ids])) if exec_ids else []
     starts = [x["event_start_ms"] for x in execs if x["event_start_ms"] is not None]
     ends = [x["event_end_ms"] for x in execs if x["event_end_ms"] is not None]
     window = {"start_ms": min(starts), "end_ms": max(ends)} if starts and ends else None
     # the evaluation that judged this model: a direct input, or one of its own candidate
-    direct = {r["src"] for r in store._rows("SELECT src FROM edges WHERE dst = ?", [mid])}
+    direct = {r["src"] for r in store.rows("SELECT src FROM edges WHERE dst = ?", [mid])}
     judged = [mid] if model["type"] == "candidate" else [
         a["id"] for a in ancestors if a["type"] == "candidate" and a["id"] in direct]
-    evaluations = store._rows(
+    evaluations = store.rows(
         "SELECT DISTINCT a.* FROM artifacts a LEFT JOIN edges e ON e.dst = a.id "
         "WHERE a.type IN ('evaluation', 'blessing') AND "
         "(list_contains(?, a.id) OR list_contains(?, e.src)) ORDER BY a.created_ms, a.id",
         [sorted(direct), judged])
     alerts = []
     if window is not None:
-        alerts = store._rows(
+        alerts = store.rows(
             "SELECT * FROM alerts WHERE pipeline = ? AND opened_ms < ? "
             "AND (resolved_ms IS NULL OR resolved_ms > ?) ORDER BY opened_ms, id",
             [model["pipeline"], window["end_ms"], window["start_ms"]])
-    down = store._rows(
+    down = store.rows(
         "WITH RECURSIVE d(id) AS (SELECT ?::VARCHAR UNION "
         "SELECT e.dst FROM edges e JOIN d ON e.src = d.id) "
         "SELECT a.* FROM d JOIN artifacts a ON a.id = d.id WHERE a.id <> ? "
         "ORDER BY a.created_ms", [mid, mid])
-    deployments = store._rows(
+    deployments = store.rows(
         "SELECT host, action, time, event_id FROM deployments WHERE model_id = ? "
         "ORDER BY time, host", [mid])
     return {

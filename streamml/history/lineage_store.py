@@ -310,7 +310,8 @@ class LineageStore:
         return applied
 
     # -- reading ------------------------------------------------------------------------------
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows of a read-only ``sql`` query (values bound from ``params``) as dicts."""
         result = self.con.execute(sql, list(params))
         names = [d[0] for d in result.description or []]
         out = []
@@ -325,7 +326,7 @@ class LineageStore:
     def find_model(self, name: str, version: int | None) -> dict[str, Any] | None:
         """The model artifact (pushed model, else candidate) named ``name``, latest version."""
         for kind in ("model", "candidate"):
-            rows = self._rows(
+            rows = self.rows(
                 "SELECT * FROM artifacts WHERE type = ? AND (key = ? OR id = ?) "
                 "AND (? IS NULL OR version = ?) ORDER BY version DESC NULLS LAST, created_ms DESC "
                 "LIMIT 1", [kind, name, name, version, version])

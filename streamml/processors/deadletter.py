@@ -15,6 +15,9 @@ re-encoded), where they came from, and why.
 
 from __future__ import annotations
 
+import time
+
+from streamml.log.base import Record
 from streamml.payloads.deadletter import DeadLetter
 from streamml.processors.base import Emit, Message
 from streamml.serde import encode
@@ -37,3 +40,18 @@ def dead_letter_emit(message: Message, *, reason: str, detail: str, component: s
         position={"partition": message.partition, "offset": message.offset},
         topic=message.topic, time=message.timestamp_ms)
     return Emit(topic, letter.to_json(), key=ident, timestamp_ms=message.timestamp_ms)
+
+
+def dead_letter(reason: str, record: Record, processor: str, pipeline: str) -> tuple[bytes, bytes]:
+    """Key and JSON value of a host's dead letter for ``record`` (not JSON; stamped now).
+
+    >>> key, value = dead_letter("bad", Record("p.raw", 0, 7, 1, None, b"\\xff"), "x", "p")
+    >>> from streamml.serde import decode
+    >>> key, decode(value)["original"], decode(value)["reason"]
+    (b'p.raw:0:7', '/w==', 'invalid_json')
+    """
+    now = Message(record.topic, record.partition, record.offset, int(time.time() * 1000),
+                  None, record.value or b"")
+    emit = dead_letter_emit(now, reason="invalid_json", detail=reason, component=processor,
+                            pipeline=pipeline, topic="")
+    return str(emit.key).encode(), encode(emit.value)

@@ -60,6 +60,7 @@ from streamml.errors import ConfigError, InvalidRecord
 from streamml.log import open_log, parse_broker_url
 from streamml.log.base import Record, TopicPartition
 from streamml.processors.base import Emit, Message, Processor
+from streamml.processors.deadletter import dead_letter
 from streamml.runtime.checkpoint import Checkpoint, CheckpointStore, checkpoint_key
 from streamml.runtime.faust_config import (  # noqa: F401  (re-exported)
     DEFAULT_MAX_REQUEST_SIZE,
@@ -67,7 +68,7 @@ from streamml.runtime.faust_config import (  # noqa: F401  (re-exported)
     faust_credentials,
     faust_ssl_context,
 )
-from streamml.runtime.runner import dead_letter, topic_spec
+from streamml.runtime.runner import topic_spec
 from streamml.serde import decode, decode_key, encode_key
 from streamml.settings import Settings
 from streamml.usercode import import_user_module
@@ -344,11 +345,7 @@ class FaustHost:
                 batch, task.batch = task.batch, []
                 emits = task.processor.process(batch) if batch else ()
                 pending.extend([await self._send_emit(e) for e in emits])
-            if pending:
-                await self.app.producer.flush()
-                await asyncio.gather(*pending)
-            for tid, task in touched.items():
-                await self._write_checkpoint(tid, task)
+            await self._make_durable(pending, touched)
             for event in to_ack:
                 await stream.ack(event)
 
@@ -364,10 +361,17 @@ class FaustHost:
                 emits = list(task.processor.on_idle(int(time.time() * 1000)))
                 if not emits:
                     continue
-                pending = [await self._send_emit(e) for e in emits]
-                await self.app.producer.flush()
-                await asyncio.gather(*pending)
-                await self._write_checkpoint(tid, task)
+                await self._make_durable([await self._send_emit(e) for e in emits], {tid: task})
+
+    async def _make_durable(self, pending: list[Any],
+                            tasks: dict[int | None, _PartitionTask]) -> None:
+        """Flush the outputs, wait for their acks, then checkpoint ``tasks`` (in that order:
+        a checkpoint never covers an output that could still be lost)."""
+        if pending:
+            await self.app.producer.flush()
+            await asyncio.gather(*pending)
+        for tid, task in tasks.items():
+            await self._write_checkpoint(tid, task)
 
     async def _send(self, topic: str, key: bytes | None, value: bytes | None,
                     partition: int | None = None, timestamp_ms: int | None = None,
@@ -412,9 +416,3 @@ class FaustHost:
         if self.exit_error is not None:
             raise ConfigError(self.exit_error)
         return code
-
-
-def host_from_spec(spec: str, settings: Settings, **kwargs: Any) -> FaustHost:
-    """``FaustHost`` for the processor named by ``module:callable``."""
-    return FaustHost(load_processor(spec), settings, **kwargs)
-

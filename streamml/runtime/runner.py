@@ -44,8 +44,9 @@ from types import FrameType
 from streamml.errors import ConfigError, InvalidRecord
 from streamml.log.base import Consumer, Log, Producer, Record, TopicPartition, TopicSpec
 from streamml.processors.base import Emit, Message, Processor
+from streamml.processors.deadletter import dead_letter
 from streamml.runtime.checkpoint import Checkpoint, CheckpointStore, checkpoint_key
-from streamml.serde import decode, decode_key, encode, encode_key
+from streamml.serde import decode, decode_key, encode_key
 
 
 @dataclass
@@ -91,26 +92,6 @@ def topic_spec(pipeline: str, topic: str) -> TopicSpec:
         if found is not None:
             return catalog.spec(*found)
     return TopicSpec(name=topic)
-
-
-def dead_letter(reason: str, record: Record, processor: str, pipeline: str) -> tuple[bytes, bytes]:
-    """Key and JSON value (a :class:`~streamml.payloads.deadletter.DeadLetter`) for ``record``.
-
-    >>> from streamml.log.base import Record
-    >>> key, value = dead_letter("bad", Record("p.raw", 0, 7, 1, None, b"\\xff"), "x", "p")
-    >>> key, decode(value)["original"], decode(value)["reason"]
-    (b'p.raw:0:7', '/w==', 'invalid_json')
-    """
-    from streamml.payloads.deadletter import DeadLetter
-
-    ident = f"{record.topic}:{record.partition}:{record.offset}"
-    letter = DeadLetter.from_bytes(
-        record.value or b"", id=ident, pipeline=pipeline, component=processor,
-        reason="invalid_json", detail=reason, source=record.topic,
-        position={"partition": record.partition, "offset": record.offset},
-        topic=record.topic, time=int(time.time() * 1000),
-    )
-    return ident.encode(), encode(letter.to_json())
 
 
 class Runner:
