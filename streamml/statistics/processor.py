@@ -59,7 +59,7 @@ from streamml.processors.base import Emit, Message, Processor, State
 from streamml.processors.deadletter import dead_letter_emit
 from streamml.statistics.batch import ExampleBatch
 from streamml.statistics.options import StatisticsOptions
-from streamml.statistics.rawbatch import decode_examples, decoded, is_raw
+from streamml.statistics.rawbatch import decode_examples, decoded
 from streamml.statistics.windows import (
     OpenWindow,
     SplitState,
@@ -189,14 +189,10 @@ class StatisticsGen(Processor):
         """Assign a run of examples to windows with numpy; accumulate per block; emit."""
         if not msgs:
             return []
-        letters: list[Emit] = []
-        if any(is_raw(m.value) for m in msgs):
-            b, _, invalid = decode_examples(msgs)
-            letters = [self._dead_letter(m, why) for m, why in invalid]
-            if not b.n:
-                return letters
-        else:
-            b = ExampleBatch.of_messages(msgs)
+        b, _, invalid = decode_examples(msgs)
+        letters = [self._dead_letter(m, why) for m, why in invalid]
+        if not b.n:
+            return letters
         n = b.n
         base = self._pending_n
         tstart = np.full(n, -1, dtype=np.int64)

@@ -87,9 +87,12 @@ def decode_examples(messages: Sequence[Message]) -> _Decoded:
     The last result is reused for a batch of the same records (the same list, or
     equal messages: two processors of one host that polled the same records,
     like the embedded runner's StatisticsGen and ExampleValidator), so they
-    decode it once; the batch is read-only to them.
+    decode it once; the batch is read-only to them. Messages decoded already
+    (hosts without ``raw_values``, tests) make the dict batch directly.
     """
     global _last
+    if not any(is_raw(m.value) for m in messages):
+        return ExampleBatch.of_messages(messages), list(messages), []
     if _last is not None and _same(_last[0], messages):
         return _last[1]
     batch = _columnar(messages) if messages else None

@@ -58,9 +58,8 @@ from streamml.payloads.schema import SchemaVersion
 from streamml.payloads.statistics import StatisticsWindow
 from streamml.processors.base import Emit, Message, Processor, State
 from streamml.processors.deadletter import dead_letter_emit
-from streamml.statistics.batch import ExampleBatch
 from streamml.statistics.dataset import StatisticsAccumulator
-from streamml.statistics.rawbatch import decode_examples, decoded, is_raw
+from streamml.statistics.rawbatch import decode_examples, decoded
 from streamml.validation.alerts import AlertBook
 from streamml.validation.checks import Finding, SchemaChecker
 from streamml.validation.compare import (
@@ -155,11 +154,8 @@ class ExampleValidator(Processor):
         if not msgs:
             return []
         out: list[Emit] = []
-        if any(is_raw(m.value) for m in msgs):
-            b, msgs, invalid = decode_examples(msgs)
-            out.extend(self._dead_letter(m, why) for m, why in invalid)
-        else:
-            b = ExampleBatch.of_messages(msgs)
+        b, msgs, invalid = decode_examples(msgs)
+        out.extend(self._dead_letter(m, why) for m, why in invalid)
         found = self._checker.check_batch(b) if self._checker is not None else {}
         ew = self.example_window
         closing = range(ew - 1 - self.seen % ew, b.n, ew)
