@@ -173,6 +173,9 @@ class Trainer(Processor):
         out: list[Emit] = []
         examples_topic, labels_topic = self.examples_topic, self.labels_topic
         label_of, join = self._label, self.join
+        # Examples ready to learn, in input order: (example, label, topic, partition,
+        # offset, event time). Learned in one tight loop (_learn_all), before any action.
+        ready: list[tuple[dict[str, Any], Any, str, int, int, int]] = []
         for msg in batch:
             value = msg.value
             if not isinstance(value, dict):
@@ -190,21 +193,26 @@ class Trainer(Processor):
                 if y is None:
                     example_id = str(value.get("id", msg.key))
                     meta = (topic, msg.partition, msg.offset, t)
-                    for example, label, m in join.add_example(example_id, value, t, meta):
-                        self._learn_joined(example, label, m, out)
+                    ready.extend((ex, label, *m) for ex, label, m in
+                                 join.add_example(example_id, value, t, meta))
                     continue
                 if t > join.watermark:
-                    join.advance(t)
-                self._learn(value, y, topic, msg.partition, msg.offset, t, out)
+                    if join.examples or join.labels:
+                        join.advance(t)
+                    else:  # nothing to expire: the same as advance(t), cheaper
+                        join.watermark = t
+                ready.append((value, y, topic, msg.partition, msg.offset, t))
             elif topic == labels_topic:
                 t = value.get("event_time")
-                for example, y, meta in join.add_label(
-                        str(value.get("id", msg.key)), value.get("label"),
-                        int(t) if t is not None else None):
-                    self._learn_joined(example, y, meta, out)
+                ready.extend((ex, y, *m) for ex, y, m in join.add_label(
+                    str(value.get("id", msg.key)), value.get("label"),
+                    int(t) if t is not None else None))
             elif topic == self.actions_topic:
+                self._learn_all(ready, out)
+                ready = []
                 self._flush()
                 self._on_action(value)
+        self._learn_all(ready, out)
         self._flush()
         return out
 
@@ -217,68 +225,77 @@ class Trainer(Processor):
                          for lr in self.learners.values()]
         return self._hot
 
-    def _learn_joined(self, ex: dict[str, Any], y: Any, meta: tuple[str, int, int, int],
-                      out: list[Emit]) -> None:
-        """Learn an example the label join released (``meta``: where it was read)."""
-        topic, partition, offset, t = meta
-        self._learn(ex, y, topic, partition, offset, t, out)
-
-    def _learn(self, ex: dict[str, Any], y: Any, topic: str, partition: int, offset: int,
-               t: int, out: list[Emit]) -> None:
-        """Test-then-train every learner on one example.
+    def _learn_all(self, ready: Sequence[tuple[dict[str, Any], Any, str, int, int, int]],
+                   out: list[Emit]) -> None:
+        """Test-then-train every learner on each ready example, in order.
 
         Per-example bookkeeping (counts, offset ranges, event times) is accumulated
-        for the micro-batch and applied to the learners by :meth:`_flush` (before a
+        in :attr:`_pending` and applied to the learners by :meth:`_flush` (before a
         candidate is cut, at the end of the batch and before any state is read).
+        This is the Trainer's hot loop: everything it needs is a local.
         """
-        if isinstance(y, float) and not math.isfinite(y):
+        if not ready:
             return
-        x = self._features(ex)
-        if not self._seen_keys >= x.keys():
-            self._note_features(x)
-        elif self._untyped:
-            for k in self._untyped:
-                if x.get(k) is not None:
-                    self._note_features(x)
-                    break
-        if y not in self.classes and any(lr.task == "classification"
-                                         for lr in self.learners.values()):
-            self.classes.add(y)
-        log = math.log
-        for _, predict, learn, classification, sums in self._plan():
-            if sums:
-                if classification:
-                    proba = predict(x)
-                    if proba and max(proba, key=proba.get) == y:
-                        sums["correct"] += 1.0
-                    p = proba.get(y, 0.0)
-                    sums["log_loss"] -= log(1e-15 if p < 1e-15 else 1.0 if p > 1.0 else p)
-                else:
-                    sums["abs_error"] += abs(float(y) - float(predict(x) or 0.0))
-            learn(x, y)
+        features_of, log, isfinite = self._features, math.log, math.isfinite
+        classes = self.classes
+        classify = any(lr.task == "classification" for lr in self.learners.values())
+        plan = self._plan()
         pend = self._pending
-        pend.n += 1
-        r = pend.current
-        if r is None or pend.partition != partition or pend.topic != topic:
-            r = pend.ranges.get((topic, partition))
-            if r is None:
-                r = pend.ranges[(topic, partition)] = [offset, offset]
-            pend.topic, pend.partition, pend.current = topic, partition, r
-        if offset >= r[1]:
-            r[1] = offset + 1
-        elif offset < r[0]:
-            r[0] = offset
-        if pend.first is None or t < pend.first:
-            pend.first = t
-        if pend.last is None or t > pend.last:
-            pend.last = t
-        self.since_snapshot += 1
-        if (self.since_snapshot >= self.snapshot_every or self.snapshot_every_ms is not None
-                or self.last_snapshot_time is None) and self._snapshot_due(t):
-            self.last_snapshot_time = t
-            self.since_snapshot = 0
-            self._flush()
-            out.extend(self._candidates())
+        by_count = self.snapshot_every_ms is None and self.last_snapshot_time is not None
+        until = self.snapshot_every - self.since_snapshot  # examples before the next cut
+        for ex, y, topic, partition, offset, t in ready:
+            if isinstance(y, float) and not isfinite(y):
+                continue
+            x = features_of(ex)
+            if not self._seen_keys >= x.keys():
+                self._note_features(x)
+            elif self._untyped:
+                for k in self._untyped:
+                    if x.get(k) is not None:
+                        self._note_features(x)
+                        break
+            if classify and y not in classes:
+                classes.add(y)
+            for _, predict, learn, classification, sums in plan:
+                if sums:
+                    if classification:
+                        proba = predict(x)
+                        if proba and max(proba, key=proba.get) == y:
+                            sums["correct"] += 1.0
+                        p = proba.get(y, 0.0)
+                        sums["log_loss"] -= log(1e-15 if p < 1e-15 else 1.0 if p > 1.0 else p)
+                    else:
+                        sums["abs_error"] += abs(float(y) - float(predict(x) or 0.0))
+                learn(x, y)
+            pend.n += 1
+            r = pend.current
+            if r is None or pend.partition != partition or pend.topic != topic:
+                r = pend.ranges.get((topic, partition))
+                if r is None:
+                    r = pend.ranges[(topic, partition)] = [offset, offset]
+                pend.topic, pend.partition, pend.current = topic, partition, r
+            if offset >= r[1]:
+                r[1] = offset + 1
+            elif offset < r[0]:
+                r[0] = offset
+            if pend.first is None or t < pend.first:
+                pend.first = t
+            if pend.last is None or t > pend.last:
+                pend.last = t
+            until -= 1
+            if by_count and until > 0:
+                continue
+            self.since_snapshot = self.snapshot_every - until
+            if self._snapshot_due(t):
+                self.last_snapshot_time = t
+                self.since_snapshot = 0
+                self._flush()
+                pend = self._pending
+                out.extend(self._candidates())
+                plan = self._plan()
+            by_count = self.snapshot_every_ms is None
+            until = self.snapshot_every - self.since_snapshot
+        self.since_snapshot = self.snapshot_every - until
 
     def _note_features(self, x: Mapping[str, Any]) -> None:
         """Record the type of every feature not typed yet (missing values have none).
