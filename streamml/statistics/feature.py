@@ -111,12 +111,7 @@ class FeatureAccumulator:
     @property
     def type(self) -> FeatureType | None:
         """The dominant value type (see module docs); ``None`` if no value was seen."""
-        numbers = self.type_counts.get("int", 0) + self.type_counts.get("float", 0)
-        kinds = [(numbers, 1, "float" if self.type_counts.get("float") else "int"),
-                 (self.type_counts.get("string", 0), 2, "string"),
-                 (self.type_counts.get("bool", 0), 0, "bool")]
-        count, _, kind = max(kinds)
-        return kind if count else None  # type: ignore[return-value]
+        return dominant_type(self.type_counts)
 
     def extract(self, options: StatisticsOptions | None = None,
                 with_sketches: bool = False) -> FeatureStatistics:
@@ -166,3 +161,17 @@ class FeatureAccumulator:
         if SKETCH_KEY not in stats.sketches:
             raise ValueError("these feature statistics carry no accumulator sketch")
         return cls.from_dict(unpack_state(stats.sketches[SKETCH_KEY]), options)
+
+
+def dominant_type(type_counts: dict[str, int]) -> FeatureType | None:
+    """The type most values have (numbers: ``float`` if any is); ``None`` for no value.
+
+    >>> dominant_type({"int": 3, "float": 1, "string": 3}), dominant_type({})
+    ('float', None)
+    """
+    numbers = type_counts.get("int", 0) + type_counts.get("float", 0)
+    kinds = [(numbers, 1, "float" if type_counts.get("float") else "int"),
+             (type_counts.get("string", 0), 2, "string"),
+             (type_counts.get("bool", 0), 0, "bool")]
+    count, _, kind = max(kinds)
+    return kind if count else None  # type: ignore[return-value]

@@ -21,10 +21,13 @@ or a reference CSV/Parquet file via :func:`read_table`):
 the fields of :class:`~streamml.payloads.schema.SchemaVersion`; curate it and
 load it back (origin ``curated``), like TFX's ImportSchemaGen.
 
-**Evolution** (:func:`schema_changes`, :func:`evolve`): statistics of new data
-against a schema give *changes* (new column, new category, type change); each
-becomes an anomaly, and :func:`evolve` returns the next version that accepts
-them (new column optional, domain extended, type widened int → float → string).
+**Evolution** (:func:`schema_changes`, :func:`evolve`): the typed columns of
+new data (:func:`~streamml.statistics.columns.columns_from_rows`, or a
+micro-batch's shared :class:`~streamml.statistics.batch.ExampleBatch`) against a
+schema give *changes* (new column, new category, type change); each becomes an
+anomaly, and :func:`evolve` returns the next version that accepts them (new
+column optional, domain extended, type widened int → float → string). Only value
+types and distinct strings are looked at: no statistics are computed.
 
 >>> acc = StatisticsAccumulator()
 >>> acc.add_batch([{"fare": 7.5, "pay": "Cash", "hour": 3},
@@ -34,7 +37,8 @@ them (new column optional, domain extended, type widened int → float → strin
 (['Card', 'Cash'], 0.0, 5.0)
 >>> s.features["tips"].presence, s.features["tips"].min_fraction
 ('optional', 0.4)
->>> new = StatisticsAccumulator(); new.add_batch([{"fare": "x", "pay": "Coin", "km": 1}])
+>>> from streamml.statistics.columns import columns_from_rows
+>>> new = columns_from_rows([{"fare": "x", "pay": "Coin", "km": 1}])
 >>> [(c.kind, c.feature) for c in schema_changes(s, new)]
 [('UNEXPECTED_DATA_TYPE', 'fare'), ('SCHEMA_NEW_COLUMN', 'km'), \
 ('ENUM_TYPE_UNEXPECTED_STRING_VALUES', 'pay')]
@@ -47,17 +51,21 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import yaml
 
 from streamml.payloads.base import FeatureType
 from streamml.payloads.schema import FeatureSpec, SchemaVersion
 from streamml.payloads.statistics import FeatureStatistics
+from streamml.statistics.columns import Column
 from streamml.statistics.dataset import StatisticsAccumulator
+from streamml.statistics.feature import dominant_type
 
 #: Type widening order of evolution: a value of a later type does not fit an earlier one.
 _WIDEN: dict[str, int] = {"bool": 0, "int": 1, "float": 2, "string": 3}
@@ -179,29 +187,32 @@ class SchemaChange:
     new_values: list[str] = field(default_factory=list)
 
 
-def schema_changes(schema: SchemaVersion, acc: StatisticsAccumulator,
+def schema_changes(schema: SchemaVersion, columns: Mapping[str, Column],
                    max_new_values: int = 20) -> list[SchemaChange]:
-    """New columns, type changes and new categories of ``acc`` against ``schema``."""
+    """New columns, type changes and new categories of a batch's ``columns`` against ``schema``.
+
+    A feature no example has a value of (only missing) is no change.
+    """
     out: list[SchemaChange] = []
-    stats = acc.extract()
-    for fname in sorted(stats):
-        fs = stats[fname]
-        spec = schema.features.get(fname)
-        if fs.type is None:
+    for fname in sorted(columns):
+        col = columns[fname]
+        kind = dominant_type(col.type_counts)
+        if kind is None:
             continue
+        spec = schema.features.get(fname)
         if spec is None:
             out.append(SchemaChange("SCHEMA_NEW_COLUMN", fname,
-                                    f"new column {fname!r} of type {fs.type}", new_type=fs.type))
+                                    f"new column {fname!r} of type {kind}", new_type=kind))
             continue
-        if not _fits(spec.type, fs.type_counts):
-            wider = max([spec.type, *fs.type_counts], key=lambda t: _WIDEN.get(t, 3))
+        if not _fits(spec.type, col.type_counts):
+            counts = dict(sorted(col.type_counts.items()))
+            wider = max([spec.type, *counts], key=lambda t: _WIDEN.get(t, 3))
             out.append(SchemaChange("UNEXPECTED_DATA_TYPE", fname,
-                                    f"{fname!r} has {fs.type_counts} values, schema says "
+                                    f"{fname!r} has {counts} values, schema says "
                                     f"{spec.type}", new_type=wider))  # type: ignore[arg-type]
-        if spec.type == "string" and spec.domain is not None:
-            cat = acc.features[fname].categorical
-            seen = set(cat.top_k.counts) if cat is not None else set()
-            new = sorted(seen - set(spec.domain))[:max_new_values]
+        if spec.type == "string" and spec.domain is not None and len(col.strings):
+            seen = pc.unique(col.strings).to_pylist()
+            new = sorted(set(seen) - set(spec.domain))[:max_new_values]
             if new:
                 out.append(SchemaChange("ENUM_TYPE_UNEXPECTED_STRING_VALUES", fname,
                                         f"new values of {fname!r}: {new}", new_values=new))

@@ -31,12 +31,16 @@ with the version that accepted it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
 
 from streamml.payloads.schema import SchemaVersion
 from streamml.processors.base import Emit, Message, Processor, State
+from streamml.processors.deadletter import dead_letter_emit
+from streamml.statistics.columns import Column
 from streamml.statistics.dataset import StatisticsAccumulator
+from streamml.statistics.rawbatch import decode_examples
 from streamml.validation.alerts import AlertBook
 from streamml.validation.schema import evolve, infer_schema, schema_changes
 
@@ -45,6 +49,7 @@ class SchemaGen(Processor):
     """Schema inference and evolution over a stream of examples (see module docs)."""
 
     name = "schema_gen"
+    raw_values = True  # examples are decoded a micro-batch at a time (rawbatch)
 
     def __init__(self, examples_topic: str, schema_topic: str, anomalies_topic: str,
                  pipeline: str | None = None, infer_from: int = 1000,
@@ -56,13 +61,14 @@ class SchemaGen(Processor):
         self.schema_topic = schema_topic
         self.anomalies_topic = anomalies_topic
         self.pipeline = pipeline or examples_topic.rsplit(".", 1)[0]
+        self.deadletter_topic = f"{self.pipeline}.deadletter"
         self.infer_from = infer_from
         self.initial = initial
         self.auto_evolve = auto_evolve
         self.schema_name = schema_name
         self.max_domain_size = max_domain_size
         self.inputs = (examples_topic,)
-        self.outputs = (schema_topic, anomalies_topic)
+        self.outputs = (schema_topic, anomalies_topic, self.deadletter_topic)
         self.schema: SchemaVersion | None = None
         self.published = False
         self.buffer = StatisticsAccumulator()
@@ -74,36 +80,35 @@ class SchemaGen(Processor):
                     timestamp_ms=schema.created_at)
 
     def process(self, batch: Sequence[Message]) -> Iterable[Emit]:
-        rows = [m.value.get("features") or {} for m in batch if isinstance(m.value, dict)]
-        if not rows:
-            return []
-        now = max(m.timestamp_ms for m in batch)
-        times = [int(m.value.get("event_time", m.timestamp_ms)) for m in batch
-                 if isinstance(m.value, dict)]
-        out: list[Emit] = []
+        b, _, invalid = decode_examples(batch)  # shared with StatisticsGen and the validator
+        out = [dead_letter_emit(m, reason="invalid_json", detail=why,
+                                component=self.processor_name, pipeline=self.pipeline,
+                                topic=self.deadletter_topic) for m, why in invalid]
+        if not b.n:
+            return out
+        now, event_ms = int(b.log_ms.max()), int(b.event_ms.max())
         if not self.published and self.initial is not None:
             out.append(self._emit_schema(self.initial.model_copy(
                 update={"pipeline": self.pipeline, "name": self.schema_name})))
             self.published = True
+        start = 0
         if self.schema is None:
-            take = self.infer_from - self.buffer.num_examples
-            self.buffer.add_batch(rows[:take])
-            rows = rows[take:]
+            start = min(self.infer_from - self.buffer.num_examples, b.n)
+            self.buffer.add_columns(b.columns(np.arange(start)), start)
             if self.buffer.num_examples >= self.infer_from:
                 out.append(self._emit_schema(infer_schema(
                     self.buffer, pipeline=self.pipeline, name=self.schema_name,
                     created_at=now, max_domain_size=self.max_domain_size)))
                 self.published = True
                 self.buffer = StatisticsAccumulator()
-        if self.schema is not None and rows:
-            out.extend(self._check(rows, max(times), now))
+        if self.schema is not None and start < b.n:
+            rest = None if start == 0 else np.arange(start, b.n)
+            out.extend(self._check(b.columns(rest), event_ms, now))
         return out
 
-    def _check(self, rows: list[dict[str, Any]], event_ms: int, now: int) -> list[Emit]:
+    def _check(self, columns: Mapping[str, Column], event_ms: int, now: int) -> list[Emit]:
         assert self.schema is not None
-        acc = StatisticsAccumulator()
-        acc.add_batch(rows)
-        changes = schema_changes(self.schema, acc)
+        changes = schema_changes(self.schema, columns)
         version = self.schema.version
         for ch in changes:
             self.alerts.hit(f"schema/{ch.kind}/{ch.feature}/v{version}", type=ch.kind,

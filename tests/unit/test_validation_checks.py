@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streamml.payloads.base import NONFINITE_TOKENS
 from streamml.payloads.schema import FeatureSpec, SchemaVersion
-from streamml.statistics import StatisticsAccumulator
 from streamml.statistics.batch import ExampleBatch
+from streamml.statistics.columns import columns_from_rows
 from streamml.validation.checks import SchemaChecker, check_example
 from streamml.validation.schema import (
     evolve,
@@ -91,8 +92,7 @@ def test_curated_schema_loads_back(tmp_path: Path) -> None:
 
 
 def test_evolution_new_column_category_and_type_change() -> None:
-    acc = StatisticsAccumulator()
-    acc.add_batch([{**GOOD, "tolls": 1.5, "pay": "Mobile", "trips": "two"}])
+    acc = columns_from_rows([{**GOOD, "tolls": 1.5, "pay": "Mobile", "trips": "two"}])
     changes = schema_changes(SCHEMA, acc)
     assert {(c.kind, c.feature) for c in changes} == {
         ("SCHEMA_NEW_COLUMN", "tolls"), ("ENUM_TYPE_UNEXPECTED_STRING_VALUES", "pay"),
@@ -127,3 +127,43 @@ def test_vectorized_batch_check_equals_checking_each_example(rows: list[dict],
     checker = SchemaChecker(SCHEMA)
     expected = {i: f for i, r in enumerate(rows) if (f := checker.check(ids[i], r))}
     assert checker.check_batch(ExampleBatch(rows, ids)) == expected
+
+
+def _reference_changes(schema: SchemaVersion, rows: list[dict]) -> set[tuple]:
+    """Schema changes of ``rows``, one value at a time (lists flattened, JSON tokens floats)."""
+    types: dict[str, dict[str, int]] = {}
+    strings: dict[str, set[str]] = {}
+    for r in rows:
+        for name, v in r.items():
+            for x in v if isinstance(v, list) else [v]:
+                if x is None:
+                    continue
+                kind = ("bool" if isinstance(x, bool) else "int" if isinstance(x, int)
+                        else "float" if isinstance(x, float) or x in NONFINITE_TOKENS
+                        else "string")
+                types.setdefault(name, {}).setdefault(kind, 0)
+                types[name][kind] += 1
+                if kind == "string":
+                    strings.setdefault(name, set()).add(x)
+    out = set()
+    for name, counts in types.items():
+        spec = schema.features.get(name)
+        if spec is None:
+            out.add(("SCHEMA_NEW_COLUMN", name))
+            continue
+        allowed = {"bool": {"bool"}, "int": {"int", "float"}, "float": {"int", "float"},
+                   "string": {"string"}}[spec.type]
+        if not set(counts) <= allowed:
+            out.add(("UNEXPECTED_DATA_TYPE", name))
+        if spec.type == "string" and spec.domain and strings.get(name, set()) - set(spec.domain):
+            out.add(("ENUM_TYPE_UNEXPECTED_STRING_VALUES", name))
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=_ROWS)
+def test_schema_changes_of_a_batch_equal_a_value_by_value_reference(rows: list[dict]) -> None:
+    expected = _reference_changes(SCHEMA, rows)
+    for columns in (columns_from_rows(rows), ExampleBatch(rows).columns()):
+        got = schema_changes(SCHEMA, columns)
+        assert {(c.kind, c.feature) for c in got} == expected
