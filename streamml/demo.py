@@ -56,8 +56,8 @@ class DemoConfig:
     window: int = 1000
     batch_size: int = 250
     serve: bool = True
-    processes: int | str = 1
-    """OS processes the pipeline runs in (``"auto"``: min(2, CPUs))."""
+    processes: int | str = "auto"
+    """OS processes the pipeline runs in (``"auto"``: min(2, usable CPUs))."""
 
 
 @dataclass

@@ -47,9 +47,9 @@ class Settings(BaseSettings):
         ".streamml-state", description="where embedded hosts keep checkpoints of processor state"
     )
     processes: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
-        1,
+        "auto",
         description="OS processes a one-host pipeline run (streamml run, streamml demo) "
-        "spreads its components over; auto: min(2, CPU count)",
+        "spreads its components over; auto: min(2, usable CPUs)",
     )
     embedded_fsync: bool = Field(
         False,

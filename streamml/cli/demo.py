@@ -130,8 +130,8 @@ def print_summary(console: Console, summary: DemoSummary) -> None:
 @click.option("--window", type=click.IntRange(100), default=1000, show_default=True,
               help="Examples per statistics window (per split).")
 @click.option("--processes", "-n", default=None, metavar="N|auto",
-              help="Spread the pipeline over N OS processes (auto: min(2, CPUs)); "
-                   "default: setting `processes` (1).")
+              help="Spread the pipeline over N OS processes (auto: 2 when 2 CPUs are "
+                   "usable, else 1); default: setting `processes` (auto).")
 @click.option("--no-serve", is_flag=True, help="Skip the served prediction at the end.")
 @click.option("--quiet", "-q", is_flag=True, help="No live display; print the summary only.")
 @pass_state
@@ -153,8 +153,9 @@ def command(state: CliState, pipeline: str | None, rows: int | None, rate: float
 
     The pipeline's topics are reset first. Without a signing_key setting a
     random demo key signs the models for this run. Works on the embedded log
-    (default) and with --broker kafka://HOST:PORT. --processes 2 runs the
-    learning components (Trainer, Evaluator, Pusher) in a second OS process.
+    (default) and with --broker kafka://HOST:PORT. With two usable CPUs the
+    learning components (Trainer, Evaluator, Pusher) run in a second OS
+    process (--processes auto, the default); --processes 1 keeps them here.
     """
     console = Console()
     log = state.log()

@@ -81,6 +81,9 @@ def _register() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (used by the console script and tests)."""
     _register()
+    from streamml.signals import keep_signals_from_pyarrow
+
+    keep_signals_from_pyarrow()
     try:
         cli.main(args=argv, prog_name="streamml", standalone_mode=False)
     except StreamMLError as exc:

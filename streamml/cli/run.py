@@ -54,8 +54,8 @@ def parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
               help="Stop after this many seconds (default: when the sources are exhausted "
                    "and the processors idle, or on Ctrl-C).")
 @click.option("--processes", "-n", default=None, metavar="N|auto",
-              help="Spread the components over N OS processes on the same log (auto: "
-                   "min(2, CPUs)); default: setting `processes` (1).")
+              help="Spread the components over N OS processes on the same log (auto: 2 "
+                   "when 2 CPUs are usable, else 1); default: setting `processes` (auto).")
 @click.option("--group", "-g", "groups", multiple=True, metavar="NAME,NAME",
               help="Processors to run together in one extra process (instead of the "
                    "automatic split). Repeatable: one process per --group.")
@@ -70,14 +70,15 @@ def command(state: CliState, pipeline_ref: str, name: str | None, component: str
     The definition is built with the settings (flags > STREAMML_* > config
     file) and checked: a missing upstream, a cycle or an incompatible payload
     stops here with one error line. Then every connector and processor runs
-    in this process, in topological order (the embedded default, or the same
-    one-process host over --broker kafka://HOST:PORT), until the sources are
+    on this host, in topological order (the embedded default, or the same
+    host over --broker kafka://HOST:PORT), until the sources are
     exhausted and the processors idle; state is checkpointed, so a second run
     resumes where the first stopped.
 
     --processes N splits the components over N OS processes on the same log
     (embedded or Kafka): this one keeps the connectors, statistics and
     validation; the learning chain (and the lineage pair) go to the others.
+    The default, auto, is 2 when two CPUs are usable, else 1.
     --group NAME,NAME puts those processors in a process of their own instead.
 
     On Kafka, --component NAME runs one processor as its own faust worker

@@ -103,7 +103,9 @@ class PipelineRun:
         self.wait_s = wait_s
         self.drain_timeout_s = drain_timeout_s
         key = hmac_key if hmac_key is not None else hmac_key_from(pipeline.settings)
-        n = resolve_processes(processes)
+        # "auto" needs a pipeline the children can rebuild; one built in code
+        # without an origin runs here alone (an explicit count says it must not)
+        n = 1 if processes == "auto" and pipeline.origin is None else resolve_processes(processes)
         #: Component names per process (process 0 is this one).
         self.split = split_components(pipeline, n, groups=groups, exclude=self.exclude)
         here = set(self.split[0])

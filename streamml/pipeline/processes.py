@@ -96,8 +96,20 @@ class PipelineProcessError(StreamMLError):
     """A process hosting part of a pipeline failed or died."""
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. a container's cpuset)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity masks (macOS, Windows)
+        return os.cpu_count() or 1
+
+
 def resolve_processes(value: int | str | None) -> int:
-    """``"auto"`` -> ``min(2, cpu_count)``; an int >= 1 as is.
+    """``"auto"`` -> ``min(2, usable CPUs)``; an int >= 1 as is.
+
+    Two processes, not one per CPU: the data family stays with the connectors and
+    the learning chain is the only other heavy part, so a third process has
+    little to take (``groups`` spread a bigger pipeline deliberately).
 
     >>> resolve_processes(3), resolve_processes("2"), resolve_processes("auto") >= 1
     (3, 2, True)
@@ -105,7 +117,7 @@ def resolve_processes(value: int | str | None) -> int:
     if value is None:
         return 1
     if value == "auto":
-        return max(1, min(2, os.cpu_count() or 1))
+        return max(1, min(2, usable_cpus()))
     try:
         n = int(value)
     except (TypeError, ValueError):
@@ -327,6 +339,9 @@ def child_main(origin: Any, log_url: str, names: list[str], hmac_key: bytes | No
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     from streamml.log import open_log
+    from streamml.signals import keep_signals_from_pyarrow
+
+    keep_signals_from_pyarrow()
     from streamml.runtime.runner import Runner
 
     runner = log = None

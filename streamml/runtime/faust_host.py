@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streamml.errors import ConfigError, InvalidRecord
+from streamml.errors import ConfigError, InvalidRecord, StreamMLError
 from streamml.log import open_log, parse_broker_url
 from streamml.log.base import Record, TopicPartition
 from streamml.processors.base import Emit, Message, Processor
@@ -219,7 +219,9 @@ class FaustHost:
         status = {"processor": self.name, "group": f"{self.pipeline}.{self.name}",
                   "partitions": sorted([tp.topic, tp.partition] for tp in self.owned),
                   "updated_ms": int(time.time() * 1000)}
-        tmp = self.workdir / "assignment.json.tmp"
+        # per process: two workers of one group (a second one started by mistake)
+        # share the workdir, and must not move each other's file away
+        tmp = self.workdir / f"assignment.json.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(status), encoding="utf-8")
         tmp.replace(self.workdir / "assignment.json")
         logger.info("%s assigned %s", self.name, status["partitions"])
@@ -407,12 +409,18 @@ class FaustHost:
         worker = Worker(self.app, loglevel=loglevel, quiet=True,
                         workdir=str(self.workdir), redirect_stdouts=False)
         code = 0
+        crashed: BaseException | None = None
         try:
             worker.execute_from_commandline()
         except SystemExit as exc:
             code = int(exc.code or 0)
+        except Exception as exc:  # faust re-raises what crashed the worker, once stopped
+            crashed = exc
         finally:
             self.log.close()
         if self.exit_error is not None:
             raise ConfigError(self.exit_error)
+        crashed = crashed or worker.crash_reason or self.app.crash_reason
+        if crashed is not None:  # a crash is never a clean exit (code 0)
+            raise StreamMLError(f"{self.name} worker crashed: {crashed!r} (see the log above)")
         return code

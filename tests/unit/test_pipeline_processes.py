@@ -29,74 +29,22 @@ from streamml.pipeline.status import pipeline_status
 from streamml.settings import load_settings
 from streamml.statistics.processor import StatisticsGen
 from tests.cli_helpers import ROOT, assert_one_line_error, cli_env, run_cli
-
-TAXI = "streamml.examples.taxi_pipeline"
-START_MS = 1_750_000_000_000  # fixed event times: both runs see the same input
-ROWS, WINDOW = 4000, 500
+from tests.pipeline_helpers import (
+    ROWS,
+    TAXI,
+    inputs_consumed,
+    records,
+    run_to_end,
+    stamped,
+    taxi,
+    windows,
+)
 
 
 @pytest.fixture(autouse=True)
 def history_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # the lineage store: inherited by the spawned processes through the environment
     monkeypatch.setenv("STREAMML_HISTORY_DIR", str(tmp_path / "history"))
-
-
-def taxi(log_dir: Path, name: str = "t", **options: Any) -> Pipeline:
-    settings = load_settings(config_file=None, broker=f"embedded://{log_dir}",
-                             signing_key="test-key")
-    opts: dict[str, Any] = dict(rows=ROWS, window=WINDOW, batch_size=250, start_ms=START_MS)
-    opts.update(options)
-    return load_pipeline(TAXI, settings, name=name, **opts)
-
-
-def records(log: Log, topic: str) -> list[tuple[str | None, Any]]:
-    """``(key, decoded value)`` of every record of ``topic``, in offset order per partition."""
-    if not log.topic_exists(topic):
-        return []
-    return [(r.key.decode() if r.key else None,
-             None if r.value is None else serde.decode(r.value))
-            for r in read_to_end(log, topic)]
-
-
-def stamped(value: Any) -> Any:
-    """``value`` without ``created_at`` (the wall-clock write stamp) anywhere in it."""
-    if isinstance(value, dict):
-        return {k: stamped(v) for k, v in value.items() if k != "created_at"}
-    if isinstance(value, list):
-        return [stamped(v) for v in value]
-    return value
-
-
-def windows(log: Log, p: str, *, last_wins: bool = False) -> dict[tuple[Any, ...], Any]:
-    """Final statistics windows by (split, window id).
-
-    A re-emitted window must be identical, unless ``last_wins``: after a crash a
-    count window is re-counted from the checkpoint, and what it holds depends on
-    how the partitions of the examples topic interleave in the new polls.
-    """
-    out: dict[tuple[Any, ...], Any] = {}
-    for _, v in records(log, f"{p}.statistics"):
-        if not v.get("final", True):
-            continue
-        v = stamped(v)
-        key = (v.get("split"), v["window"].get("kind"), v["window"].get("id"))
-        if last_wins:
-            out[key] = v
-        assert out.setdefault(key, v) == v, f"window {key} re-emitted with other content"
-    return out
-
-
-def run_to_end(pipeline: Pipeline, log: Log, **kwargs: Any) -> RunProgress:
-    with PipelineRun(pipeline, log, **kwargs) as run:
-        return run.run_until_done(idle_s=0.8)
-
-
-def inputs_consumed(progress: RunProgress, pipeline: Pipeline, log: Log) -> None:
-    """Counts in = counts out: every processor read every record of its inputs."""
-    for proc in pipeline.processors:
-        stats = {s.name: s for s in progress.processors}[proc.processor_name]
-        total = sum(log.describe_topic(t).records for t in proc.inputs if log.topic_exists(t))
-        assert (stats.records_in, stats.lag) == (total, 0), proc.processor_name
 
 
 def test_split_is_deterministic_and_keeps_families_together(tmp_path: Path) -> None:
@@ -136,6 +84,25 @@ def test_a_pipeline_built_in_code_needs_an_origin(tmp_path: Path) -> None:
             PipelineRun(p, log, groups=[["statistics_gen"]])
         # nothing to give a second process (the data family stays with the connector)
         assert PipelineRun(p, log, processes=2).children is None
+    finally:
+        log.close()
+
+
+def test_auto_takes_two_usable_cpus_and_needs_an_origin(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import streamml.pipeline.processes as processes
+
+    log = EmbeddedLog(str(tmp_path / "log"))
+    try:
+        for cpus, expected in ((1, 1), (2, 2), (8, 2)):
+            monkeypatch.setattr(processes, "usable_cpus", lambda n=cpus: n)
+            assert processes.resolve_processes("auto") == expected
+            run = PipelineRun(taxi(tmp_path / "log"), log, processes="auto")
+            assert len(run.split) == expected
+            built_in_code = taxi(tmp_path / "log")
+            built_in_code.origin = None  # children could not rebuild it: one process
+            assert len(PipelineRun(built_in_code, log, processes="auto").split) == 1
+        assert load_settings(config_file=None).processes == "auto"  # the CLI default
     finally:
         log.close()
 
