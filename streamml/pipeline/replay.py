@@ -129,6 +129,13 @@ class ReplaySource(SourceConnector):
             random.Random(self.seed).shuffle(lines)
         self._lines = lines[: self.limit] if self.limit is not None else lines
         self._next = int((position or {}).get("row", 0))
+        # which drifted rows take the new category: drawn once for every row index,
+        # so a resumed replay decides each row exactly as an uninterrupted one
+        self._take_new: list[bool] = []
+        if self.drift is not None and self.drift.new_category is not None:
+            share = self.drift.new_category[2]
+            rng = random.Random(f"{self.seed}:new_category")
+            self._take_new = [rng.random() < share for _ in self._lines]
 
     def _drifted(self, index: int, line: bytes) -> bytes:
         drift = self.drift
@@ -143,8 +150,8 @@ class ReplaySource(SourceConnector):
                 except ValueError:
                     pass
         if drift.new_category is not None:
-            column, value, share = drift.new_category
-            if random.Random(f"{self.seed}:{index}").random() < share:
+            column, value, _ = drift.new_category
+            if self._take_new[index]:
                 values[column] = value
         out = io.StringIO()
         csv.writer(out, lineterminator="").writerow([values.get(c, "") for c in self._columns])

@@ -168,9 +168,9 @@ def checkpoints_topic(pipeline: str) -> TopicSpec:
 
 def partition_for(key: bytes, partitions: int) -> int:
     """Kafka's default partitioner (murmur2), so every writer puts a key in one partition."""
-    from kafka.partitioner.default import murmur2
+    from streamml.log.partitioner import kafka_partition
 
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return kafka_partition(key, partitions)
 
 
 class CheckpointStore:

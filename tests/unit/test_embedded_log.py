@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from streamml.errors import ConfigError, TopicExists, UnknownTopic
 from streamml.log.base import TopicPartition, TopicSpec
 from streamml.log.embedded import EmbeddedLog
-from streamml.log.embedded.producer import murmur2
+from streamml.log.partitioner import murmur2
 
 
 @pytest.fixture
@@ -86,7 +86,7 @@ def test_keyed_partitioning_matches_kafka(log):
     recs = read_all(log, "t")
     assert len(recs) == 100
     for r in recs:
-        assert r.partition == (murmur2()(r.key) & 0x7FFFFFFF) % 5
+        assert r.partition == (murmur2(r.key) & 0x7FFFFFFF) % 5
     by_part = {}
     for r in recs:
         by_part.setdefault(r.partition, []).append(r.offset)
@@ -331,3 +331,21 @@ def test_fsync_mode_round_trip(tmp_path):
             c.commit()
     with EmbeddedLog(tmp_path) as lg, lg.consumer("g") as c:
         assert c.committed(TopicPartition("t", 0)) == 5
+
+
+# Kafka's own vectors (clients' UtilsTest.testMurmur2), as signed Java ints
+KAFKA_MURMUR2 = {b"21": -973932308, b"foobar": -790332482,
+                 b"a-little-bit-long-string": -985981536,
+                 b"a-little-bit-longer-string": -1486304829,
+                 b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+                 b"abc": 479470107}
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.binary(max_size=64))
+def test_our_murmur2_is_kafkas(key: bytes) -> None:
+    from kafka.partitioner.default import murmur2 as kafka_python_murmur2
+
+    assert murmur2(key) == kafka_python_murmur2(key) & 0xFFFFFFFF
+    for vector, java in KAFKA_MURMUR2.items():
+        assert murmur2(vector) == java & 0xFFFFFFFF

@@ -25,15 +25,14 @@ True
 from __future__ import annotations
 
 import time
-import warnings
-from collections.abc import Callable, Sequence
-from functools import cache
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from streamml.errors import ConfigError, UnknownTopic
 from streamml.log.base import Headers, Producer, TopicSpec
 from streamml.log.embedded.format import Body, encode_body
 from streamml.log.embedded.partition import PartitionWriter
+from streamml.log.partitioner import kafka_partition
 
 if TYPE_CHECKING:
     from streamml.log.embedded.log import EmbeddedLog
@@ -41,28 +40,6 @@ if TYPE_CHECKING:
 BATCH_RECORDS = 4096
 AUTO_FLUSH_RECORDS = 65_536
 _KEY_CACHE_MAX = 100_000
-
-
-@cache
-def murmur2() -> Callable[[bytes], int]:
-    """kafka-python's ``murmur2``, imported on first use.
-
-    Importing ``kafka`` costs ~0.1 s and emits a DeprecationWarning (from
-    ``importlib.resources``) on Python 3.11, so it is deferred and silenced.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from kafka.partitioner import murmur2 as fn
-    return fn
-
-
-def kafka_partition(key: bytes, partitions: int) -> int:
-    """Kafka's default partition for ``key``: ``(murmur2(key) & 0x7fffffff) % partitions``.
-
-    >>> kafka_partition(b"user-1", 3) == (murmur2()(b"user-1") & 0x7FFFFFFF) % 3
-    True
-    """
-    return (murmur2()(key) & 0x7FFFFFFF) % partitions
 
 
 class _Buffer:
