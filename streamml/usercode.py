@@ -21,8 +21,12 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from streamml.errors import ConfigError
+
+if TYPE_CHECKING:
+    from streamml.processors.base import Processor
 
 
 def _import_file(path: Path, what: str) -> ModuleType:
@@ -58,3 +62,30 @@ def import_user_module(target: str | Path, *, what: str = "module file") -> Modu
         return importlib.import_module(text)
     except ImportError as exc:
         raise ConfigError(f"cannot import {what} {text!r}: {exc}") from exc
+
+
+def load_processor(spec: str) -> Processor:
+    """Build the processor named ``module:callable`` (a class or a factory; the module
+    may be a ``.py`` file, imported by :func:`~streamml.usercode.import_user_module`).
+
+    >>> load_processor("streamml:nothing")
+    Traceback (most recent call last):
+    ...
+    streamml.errors.ConfigError: module 'streamml' has no attribute 'nothing'
+    """
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"PROCESSOR must look like module:callable, got {spec!r}")
+    module = import_user_module(module_name, what="processor module")
+    try:
+        factory: Any = getattr(module, attr)
+    except AttributeError:
+        raise ConfigError(f"module {module_name!r} has no attribute {attr!r}") from None
+    from streamml.processors.base import Processor
+
+    processor = factory() if callable(factory) else factory
+    if not isinstance(processor, Processor):
+        raise ConfigError(f"{spec} returned {type(processor).__name__}, not a Processor")
+    if not processor.inputs:
+        raise ConfigError(f"processor {processor.processor_name!r} declares no input topics")
+    return processor

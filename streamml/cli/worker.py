@@ -67,7 +67,8 @@ def command(state: CliState, processor: str, component: str | None, pipeline: st
                               web_port=web_port, batch_size=batch_size)
     else:
         from streamml.runtime.checkpoint import hmac_key_from
-        from streamml.runtime.faust_host import FaustHost, load_processor
+        from streamml.runtime.faust_host import FaustHost
+        from streamml.usercode import load_processor
 
         proc = load_processor(processor)
         pipeline = pipeline or settings.pipeline

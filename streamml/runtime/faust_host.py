@@ -71,35 +71,9 @@ from streamml.runtime.faust_config import (  # noqa: F401  (re-exported)
 from streamml.runtime.runner import topic_spec
 from streamml.serde import decode, decode_key, encode_key
 from streamml.settings import Settings
-from streamml.usercode import import_user_module
 
 logger = logging.getLogger(__name__)
 SEEK_GRACE_S = 30.0
-
-
-def load_processor(spec: str) -> Processor:
-    """Build the processor named ``module:callable`` (a class or a factory; the module
-    may be a ``.py`` file, imported by :func:`~streamml.usercode.import_user_module`).
-
-    >>> load_processor("streamml:nothing")
-    Traceback (most recent call last):
-    ...
-    streamml.errors.ConfigError: module 'streamml' has no attribute 'nothing'
-    """
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise ConfigError(f"PROCESSOR must look like module:callable, got {spec!r}")
-    module = import_user_module(module_name, what="processor module")
-    try:
-        factory: Any = getattr(module, attr)
-    except AttributeError:
-        raise ConfigError(f"module {module_name!r} has no attribute {attr!r}") from None
-    processor = factory() if callable(factory) else factory
-    if not isinstance(processor, Processor):
-        raise ConfigError(f"{spec} returned {type(processor).__name__}, not a Processor")
-    if not processor.inputs:
-        raise ConfigError(f"processor {processor.processor_name!r} declares no input topics")
-    return processor
 
 
 @dataclass
