@@ -106,7 +106,7 @@ def build_pipeline(
             Trainer(p, {"logreg": MODULE, "logreg_buckets": CHALLENGER}, MODULE,
                     snapshot_every=2000, progressive=False),
             Evaluator(p, gate, MODULE, window=2000, slice_features=["payment_type"]),
-            Pusher(p, key, key_id="demo"),
+            Pusher(p, key, key_id="demo", schema_topic=f"{p}.schema"),
             *lineage_components(p, settings),  # <p>.metadata lineage → lineage.duckdb
         ],
     )

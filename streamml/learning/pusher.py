@@ -5,7 +5,9 @@ Inputs: ``<p>.candidates`` and ``<p>.evaluations``; output: ``<p>.models``
 the candidate it names (whichever of the two arrives first waits for the other,
 in a bounded buffer) and publishes a :class:`ModelRelease` with the next
 monotonic version, the evaluator's metrics, the offsets and event times trained
-on, the schema version, the parent version and the artifact, signed with
+on, the schema version (``schema_version`` if given, else the candidate's, else
+the latest version read on ``schema_topic`` when the Pusher listens to
+``<p>.schema``), the parent version and the artifact, signed with
 HMAC-SHA256 (:meth:`ModelRelease.signed`). ``created_at`` is the evaluation's
 decision time, so a replay republishes byte-identical records, and an evaluation
 already published is never published twice. Records are stamped with their
@@ -80,6 +82,7 @@ class Pusher(Processor):
         max_message_bytes: int | None = None,
         export_dir: str | None = None,
         schema_version: int | None = None,
+        schema_topic: str | None = None,
         max_buffered: int = 32,
     ) -> None:
         if not signing_key:
@@ -98,7 +101,11 @@ class Pusher(Processor):
         self.candidates_topic = f"{pipeline}.candidates"
         self.evaluations_topic = f"{pipeline}.evaluations"
         self.models_topic = f"{pipeline}.models"
-        self.inputs = (self.candidates_topic, self.evaluations_topic)
+        self.schema_topic = schema_topic
+        self.inputs = (self.candidates_topic, self.evaluations_topic) + (
+            (schema_topic,) if schema_topic else ())
+        self.current_schema: int | None = None
+        """The latest version read on ``schema_topic``: stamped on the releases."""
         self.outputs = (self.models_topic,)
         self.candidates: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.waiting: OrderedDict[str, dict[str, Any]] = OrderedDict()
@@ -111,7 +118,7 @@ class Pusher(Processor):
     def snapshot(self) -> State:
         return {"candidates": dict(self.candidates), "waiting": dict(self.waiting),
                 "published": self.published, "version": self.version, "refused": self.refused,
-                "chunked": [list(c) for c in self.chunked]}
+                "chunked": [list(c) for c in self.chunked], "schema": self.current_schema}
 
     def restore(self, state: State) -> None:
         if not isinstance(state, dict):
@@ -122,11 +129,17 @@ class Pusher(Processor):
         self.version = int(state["version"])
         self.refused = int(state["refused"])
         self.chunked = [[int(v), int(n)] for v, n in state.get("chunked", [])]
+        self.current_schema = state.get("schema")
 
     def process(self, batch: Sequence[Message]) -> Iterable[Emit]:
         out: list[Emit] = []
         for msg in batch:
             v = msg.value
+            if msg.topic == self.schema_topic:
+                version = v.get("version") if isinstance(v, dict) else None
+                if type(version) is int and version >= 1:
+                    self.current_schema = version
+                continue
             if not isinstance(v, dict) or "id" not in v:
                 continue
             cid = str(v.get("candidate_id", v["id"]))
@@ -166,7 +179,7 @@ class Pusher(Processor):
         release = ModelRelease(
             pipeline=self.pipeline, name=self.model_name, version=version,
             parent_version=self.version or None, candidate_id=cand.id, evaluation_id=ev.id,
-            schema_version=self.schema_version or cand.schema_version,
+            schema_version=self.schema_version or cand.schema_version or self.current_schema,
             signature=cand.signature, metrics=ev.metrics, examples_seen=cand.examples_seen,
             trained_on=cand.trained_on, event_time=cand.event_time,
             artifact=inline_artifact(data), created_at=ev.decided_at,

@@ -73,6 +73,9 @@ def check_demo(log: Log, summary: DemoSummary) -> None:
     assert blessed and max(e["metrics"]["roc_auc"] for e in blessed) >= 0.92
     models = [v for _, v in read_topic(log, f"{p}.models") if v.get("kind") == "release"]
     assert models and models[-1]["version"] == len(models)
+    versions = {v["version"] for _, v in read_topic(log, f"{p}.schema") if v}
+    assert versions and all(m["schema_version"] in versions for m in models), [
+        m["schema_version"] for m in models]
     assert summary.prediction is not None
     [proba] = summary.prediction["predictions"]
     assert 0.0 <= float(proba) <= 1.0

@@ -176,6 +176,32 @@ def test_pusher_publishes_signed_versions_once() -> None:
     assert p2.version == 2 and list(p2.process([emsg(blessed_eval("m@2"))])) == []
 
 
+def test_pusher_stamps_the_latest_schema_version_it_read() -> None:
+    p = Pusher("p", KEY, schema_topic="p.schema")
+    assert p.inputs == ("p.candidates", "p.evaluations", "p.schema")
+
+    def schema(version: int, off: int) -> Message:
+        return Message("p.schema", 0, off, off, "default",
+                       {"pipeline": "p", "name": "default", "version": version})
+
+    out = list(p.process([cmsg(candidate("m@1", regressor(2.0))), schema(1, 0),
+                          emsg(blessed_eval("m@1"))]))
+    out += list(p.process([schema(2, 1), cmsg(candidate("m@2", regressor(2.0))),
+                           emsg(blessed_eval("m@2"))]))
+    releases = [ModelRecord.model_validate(e.value).root for e in out]
+    assert [(r.candidate_id, r.schema_version) for r in releases] == [("m@1", 1), ("m@2", 2)]
+    p2 = p.clone()
+    p2.restore(p.snapshot())
+    assert p2.current_schema == 2
+    # a configured version wins; junk on the schema topic changes nothing
+    fixed = Pusher("p", KEY, schema_topic="p.schema", schema_version=7)
+    out = list(fixed.process([schema(1, 0), Message("p.schema", 0, 1, 1, "x", "junk"),
+                              cmsg(candidate("m@1", regressor(2.0))),
+                              emsg(blessed_eval("m@1"))]))
+    assert ModelRecord.model_validate(out[0].value).root.schema_version == 7
+    assert fixed.current_schema == 1
+
+
 def test_pusher_skips_rejected_and_tampered() -> None:
     p = Pusher("p", KEY)
     bad = candidate("m@1", regressor(2.0))
