@@ -35,10 +35,6 @@ class PendingBatch:
     ranges: dict[tuple[str, int], list[int]] = field(default_factory=dict)
     first: int | None = None
     last: int | None = None
-    topic: str | None = None
-    partition: int = -1
-    current: list[int] | None = None
-    """The range of (``topic``, ``partition``), the one most examples go to."""
 
 
 def progressive_metrics(task: str) -> dict[str, float]:

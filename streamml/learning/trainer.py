@@ -174,7 +174,10 @@ class Trainer(Processor):
         examples_topic, labels_topic = self.examples_topic, self.labels_topic
         label_of, join = self._label, self.join
         # Examples ready to learn, in input order: (example, label, topic, partition,
-        # offset, event time). Learned in one tight loop (_learn_all), before any action.
+        # offset, event time), learned in one tight loop (_learn_all). They are learned
+        # before anything changes the label join or the learners (a join call, an
+        # expiry, an action), so a candidate cut among them sees the join counters
+        # and learners as a one-at-a-time run would: outputs do not depend on batching.
         ready: list[tuple[dict[str, Any], Any, str, int, int, int]] = []
         for msg in batch:
             value = msg.value
@@ -191,22 +194,26 @@ class Trainer(Processor):
                     t = event_time_of(t, msg.timestamp_ms)
                 y = label_of(value)
                 if y is None:
+                    self._learn_all(ready, out)
                     example_id = str(value.get("id", msg.key))
                     meta = (topic, msg.partition, msg.offset, t)
-                    ready.extend((ex, label, *m) for ex, label, m in
-                                 join.add_example(example_id, value, t, meta))
+                    ready = [(ex, label, *m) for ex, label, m in
+                             join.add_example(example_id, value, t, meta)]
                     continue
                 if t > join.watermark:
-                    if join.examples or join.labels:
+                    if join.examples or join.labels:  # something may expire
+                        self._learn_all(ready, out)
+                        ready = []
                         join.advance(t)
                     else:  # nothing to expire: the same as advance(t), cheaper
                         join.watermark = t
                 ready.append((value, y, topic, msg.partition, msg.offset, t))
             elif topic == labels_topic:
+                self._learn_all(ready, out)
                 t = value.get("event_time")
-                ready.extend((ex, y, *m) for ex, y, m in join.add_label(
+                ready = [(ex, y, *m) for ex, y, m in join.add_label(
                     str(value.get("id", msg.key)), value.get("label"),
-                    int(t) if t is not None else None))
+                    int(t) if t is not None else None)]
             elif topic == self.actions_topic:
                 self._learn_all(ready, out)
                 ready = []
@@ -240,19 +247,25 @@ class Trainer(Processor):
         classes = self.classes
         classify = any(lr.task == "classification" for lr in self.learners.values())
         plan = self._plan()
-        pend = self._pending
         by_count = self.snapshot_every_ms is None and self.last_snapshot_time is not None
         until = self.snapshot_every - self.since_snapshot  # examples before the next cut
+        seen, untyped = self._seen_keys, self._untyped
+        # the current micro-batch segment's bookkeeping, in locals (see _book)
+        n, first, last = 0, None, None
+        cur_topic, cur_partition = None, -1
+        r: list[int] = []  # the offset range of (cur_topic, cur_partition)
         for ex, y, topic, partition, offset, t in ready:
             if isinstance(y, float) and not isfinite(y):
                 continue
             x = features_of(ex)
-            if not self._seen_keys >= x.keys():
+            if not seen >= x.keys():
                 self._note_features(x)
-            elif self._untyped:
-                for k in self._untyped:
+                seen, untyped = self._seen_keys, self._untyped
+            elif untyped:  # features seen only missing so far: typed once they have a value
+                for k in untyped:
                     if x.get(k) is not None:
                         self._note_features(x)
+                        seen, untyped = self._seen_keys, self._untyped
                         break
             if classify and y not in classes:
                 classes.add(y)
@@ -267,35 +280,44 @@ class Trainer(Processor):
                     else:
                         sums["abs_error"] += abs(float(y) - float(predict(x) or 0.0))
                 learn(x, y)
-            pend.n += 1
-            r = pend.current
-            if r is None or pend.partition != partition or pend.topic != topic:
-                r = pend.ranges.get((topic, partition))
-                if r is None:
-                    r = pend.ranges[(topic, partition)] = [offset, offset]
-                pend.topic, pend.partition, pend.current = topic, partition, r
+            n += 1
+            if partition != cur_partition or topic != cur_topic:
+                cur_topic, cur_partition = topic, partition
+                r = self._pending.ranges.setdefault((topic, partition), [offset, offset])
             if offset >= r[1]:
                 r[1] = offset + 1
             elif offset < r[0]:
                 r[0] = offset
-            if pend.first is None or t < pend.first:
-                pend.first = t
-            if pend.last is None or t > pend.last:
-                pend.last = t
+            if first is None or t < first:
+                first = t
+            if last is None or t > last:
+                last = t
             until -= 1
             if by_count and until > 0:
                 continue
+            self._book(n, first, last)
+            n, first, last = 0, None, None
             self.since_snapshot = self.snapshot_every - until
             if self._snapshot_due(t):
                 self.last_snapshot_time = t
                 self.since_snapshot = 0
                 self._flush()
-                pend = self._pending
+                cur_topic = None  # a new PendingBatch: look the range up again
                 out.extend(self._candidates())
                 plan = self._plan()
             by_count = self.snapshot_every_ms is None
             until = self.snapshot_every - self.since_snapshot
+        self._book(n, first, last)
         self.since_snapshot = self.snapshot_every - until
+
+    def _book(self, n: int, first: int | None, last: int | None) -> None:
+        """Add a segment's example count and event-time range to the pending batch."""
+        pend = self._pending
+        pend.n += n
+        if first is not None and (pend.first is None or first < pend.first):
+            pend.first = first
+        if last is not None and (pend.last is None or last > pend.last):
+            pend.last = last
 
     def _note_features(self, x: Mapping[str, Any]) -> None:
         """Record the type of every feature not typed yet (missing values have none).

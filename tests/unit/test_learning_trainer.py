@@ -191,11 +191,17 @@ def test_micro_batch_bookkeeping_equals_one_at_a_time(cuts: list[int], at: int) 
     """Counts, offset ranges, event times and metrics are batched per micro-batch: the
     candidates and state must not depend on where the batches are cut, drift actions
     in mid-batch included (the spawned challenger learns only what follows)."""
-    msgs: list[Message] = [example(i) for i in range(150)]
+    # every third example's label comes later on p.labels, a few records after its
+    # example; some past the TTL (5 s of event time): those examples expire unlearned
+    msgs: list[Message] = [example(i) if i % 3 else example(i, label=None)
+                           for i in range(150)]
+    for i in sorted((i for i in range(150) if i % 3 == 0 and i % 9), reverse=True):
+        y, delay = example(i).value["label"], (1500 if i % 2 else 9000)
+        msgs.insert(min(i + 1 + delay // 1000, len(msgs)), label_msg(i, y, 1000 * i + delay))
     msgs.insert(at, action(1, "new_challenger"))
 
     def run(sizes: list[int]) -> tuple[list[tuple[str | None, dict]], Trainer]:
-        t = Trainer("p", {"a": SPEC}, snapshot_every=40)
+        t = Trainer("p", {"a": SPEC}, snapshot_every=40, label_ttl_ms=5000)
         out, k, i = [], 0, 0
         while k < len(msgs):
             n = sizes[i % len(sizes)]
@@ -212,4 +218,5 @@ def test_micro_batch_bookkeeping_equals_one_at_a_time(cuts: list[int], at: int) 
         assert (other.examples_seen, other.ranges, other.first_time, other.last_time,
                 other.metrics) == (lr.examples_seen, lr.ranges, lr.first_time, lr.last_time,
                                    lr.metrics)
-    assert t1.learners["a~1"].examples_seen == 150 - at
+    assert t1.join.counters() == t2.join.counters()
+    assert t1.join.joined and t1.join.expired  # the join and its TTL are exercised
