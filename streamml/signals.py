@@ -1,5 +1,8 @@
 """Process-wide signal set-up for streamml's entry points (the CLI, spawned children).
 
+Programs that drive a :class:`~streamml.pipeline.PipelineRun` themselves and
+stop it on SIGTERM should call :func:`keep_signals_from_pyarrow` too.
+
 >>> keep_signals_from_pyarrow()  # idempotent
 """
 

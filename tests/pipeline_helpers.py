@@ -16,7 +16,6 @@ START_MS = 1_750_000_000_000  # fixed event times: both runs see the same input
 ROWS, WINDOW = 4000, 500
 
 
-
 def taxi(log_dir: Path | str, name: str = "t", **options: Any) -> Pipeline:
     """The taxi pipeline on ``log_dir`` (embedded) or a ``kafka://`` URL, fixed input."""
     broker = log_dir if str(log_dir).startswith("kafka://") else f"embedded://{log_dir}"

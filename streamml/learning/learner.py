@@ -1,10 +1,17 @@
-"""A Trainer's learners: one challenger's model and what it learned, and the
-per-micro-batch bookkeeping the Trainer applies to them."""
+"""A Trainer's learners: one challenger's model and what it learned, the
+per-micro-batch bookkeeping the Trainer applies to them, and the candidate payload."""
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from streamml.learning.artifact import algorithm_of, dump_model, inline_artifact, jsonable
+from streamml.payloads.artifacts import FeatureSignature, ModelSignature
+from streamml.payloads.base import OffsetRange, TimeRange
+from streamml.payloads.candidates import Candidate
 
 
 @dataclass
@@ -78,3 +85,40 @@ def feature_type(value: Any) -> tuple[str, str] | None:
     if isinstance(value, float):
         return "float", valency
     return "string", valency
+
+
+def candidate_of(learner: Learner, cid: str, pipeline: str, *, classes: set[Any],
+                 feature_types: dict[str, tuple[str, str]], label: str,
+                 label_counters: dict[str, int]) -> Candidate:
+    """The :class:`Candidate` payload of ``learner`` as it is now (pickled model included)."""
+    data = dump_model(learner.model)
+    steps = getattr(learner.model, "steps", None)
+    est = list(steps.values())[-1] if steps else learner.model
+    labels = None
+    if learner.task == "classification":
+        labels = sorted((c for c in classes if isinstance(c, str | int | bool)), key=repr)
+    signature = ModelSignature(
+        task="classification" if learner.task == "classification" else "regression",
+        inputs=[FeatureSignature(name=n, type=t, valency=v)  # type: ignore[arg-type]
+                for n, (t, v) in sorted(feature_types.items())],
+        label=label,
+        output="probability" if learner.task == "classification" else "value",
+        classes=labels,
+    )
+    measured = report_metrics(learner.metrics)
+    measured.update({f"labels_{k}": float(v) for k, v in label_counters.items()})
+    return Candidate(
+        id=cid, pipeline=pipeline, model=learner.name, sequence=learner.sequence,
+        parent=learner.parent, algorithm=algorithm_of(learner.model),
+        params=jsonable(est._get_params()) if hasattr(est, "_get_params") else {},
+        signature=signature, examples_seen=learner.examples_seen,
+        trained_on=[OffsetRange(topic=tp, partition=p, start=a, end=b)
+                    for (tp, p), (a, b) in sorted(learner.ranges.items())],
+        event_time=(TimeRange(start_ms=learner.first_time, end_ms=learner.last_time)
+                    if learner.first_time is not None and learner.last_time is not None
+                    else None),
+        metrics={k: v for k, v in measured.items() if math.isfinite(v)},
+        artifact=inline_artifact(data),
+        created_at=learner.last_time if learner.last_time is not None
+        else int(time.time() * 1000),
+    )

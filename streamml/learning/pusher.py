@@ -9,10 +9,12 @@ on, the schema version (``schema_version`` if given, else the candidate's, else
 the latest version read on ``schema_topic`` when the Pusher listens to
 ``<p>.schema``), the parent version and the artifact, signed with
 HMAC-SHA256 (:meth:`ModelRelease.signed`). ``created_at`` is the evaluation's
-decision time, so a replay republishes byte-identical records, and an evaluation
-already published is never published twice. Records are stamped with their
-write time (retention counts from publication); the release's ``event_time`` is
-the event-time range trained on.
+decision time, so a replay republishes byte-identical records (with
+``schema_topic``, as long as the schema records are read before the same
+evaluations, which holds when the schema is inferred long before the first
+model is blessed), and an evaluation already published is never published
+twice. Records are stamped with their write time (retention counts from
+publication); the release's ``event_time`` is the event-time range trained on.
 
 When the release would exceed the topic's message limit (``max.message.bytes``
 of the catalog, or ``max_message_bytes``), the artifact is split into

@@ -36,16 +36,11 @@ the runtime: a restart neither re-learns nor skips an example.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from streamml.errors import ConfigError
 from streamml.learning.artifact import (
-    algorithm_of,
-    dump_model,
-    inline_artifact,
-    jsonable,
     pack_state,
     task_of,
     unpack_state,
@@ -54,9 +49,9 @@ from streamml.learning.join import LabelJoin
 from streamml.learning.learner import (
     Learner,
     PendingBatch,
+    candidate_of,
     feature_type,
     progressive_metrics,
-    report_metrics,
 )
 from streamml.learning.transform import (
     ModelSource,
@@ -67,9 +62,6 @@ from streamml.learning.transform import (
     load_module_file,
     resolve_builder,
 )
-from streamml.payloads.artifacts import FeatureSignature, ModelSignature
-from streamml.payloads.base import OffsetRange, TimeRange
-from streamml.payloads.candidates import Candidate
 from streamml.processors.base import Emit, Message, Processor, State
 
 ACTIONS = ("new_challenger", "reset")
@@ -374,44 +366,12 @@ class Trainer(Processor):
             learner.sequence += 1
             learner.since_snapshot = 0
             cid = f"{learner.name}@{learner.sequence}"
-            cand = self._candidate(learner, cid)
+            cand = candidate_of(learner, cid, self.pipeline, classes=self.classes,
+                                feature_types=self.feature_types, label=self.label_name,
+                                label_counters=self.join.counters())
             learner.parent = cid
             out.append(Emit(self.candidates_topic, cand.to_json(), key=cid))
         return out
-
-    def _candidate(self, learner: Learner, cid: str) -> Candidate:
-        data = dump_model(learner.model)
-        steps = getattr(learner.model, "steps", None)
-        est = list(steps.values())[-1] if steps else learner.model
-        classes = None
-        if learner.task == "classification":
-            classes = sorted((c for c in self.classes if isinstance(c, str | int | bool)),
-                             key=repr)
-        signature = ModelSignature(
-            task="classification" if learner.task == "classification" else "regression",
-            inputs=[FeatureSignature(name=n, type=t, valency=v)  # type: ignore[arg-type]
-                    for n, (t, v) in sorted(self.feature_types.items())],
-            label=self.label_name,
-            output="probability" if learner.task == "classification" else "value",
-            classes=classes,
-        )
-        measured = report_metrics(learner.metrics)
-        measured.update({f"labels_{k}": float(v) for k, v in self.join.counters().items()})
-        return Candidate(
-            id=cid, pipeline=self.pipeline, model=learner.name, sequence=learner.sequence,
-            parent=learner.parent, algorithm=algorithm_of(learner.model),
-            params=jsonable(est._get_params()) if hasattr(est, "_get_params") else {},
-            signature=signature, examples_seen=learner.examples_seen,
-            trained_on=[OffsetRange(topic=tp, partition=p, start=a, end=b)
-                        for (tp, p), (a, b) in sorted(learner.ranges.items())],
-            event_time=(TimeRange(start_ms=learner.first_time, end_ms=learner.last_time)
-                        if learner.first_time is not None and learner.last_time is not None
-                        else None),
-            metrics={k: v for k, v in measured.items() if math.isfinite(v)},
-            artifact=inline_artifact(data),
-            created_at=learner.last_time if learner.last_time is not None
-            else int(time.time() * 1000),
-        )
 
     # -- drift actions --------------------------------------------------------
     def _on_action(self, event: dict[str, Any]) -> None:

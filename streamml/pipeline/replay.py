@@ -54,8 +54,9 @@ class Drift:
     """What changes from ``at`` (a fraction of the stream) on.
 
     ``scale``: column → factor for numeric columns; ``new_category``:
-    ``(column, value, share)`` — that share of rows (chosen by a seeded hash of
-    the row) gets ``value`` in ``column``.
+    ``(column, value, share)`` — that share of rows gets ``value`` in ``column``
+    (which rows: drawn once per replay from a ``Random`` seeded with the replay's
+    seed, so a resumed replay changes the same rows).
     """
 
     at: float = 0.5

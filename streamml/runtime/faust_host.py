@@ -388,7 +388,7 @@ class FaustHost:
             worker.execute_from_commandline()
         except SystemExit as exc:
             code = int(exc.code or 0)
-        except Exception as exc:  # faust re-raises what crashed the worker, once stopped
+        except Exception as exc:  # a crash that escapes faust's own SystemExit handling
             crashed = exc
         finally:
             self.log.close()

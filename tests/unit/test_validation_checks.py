@@ -155,7 +155,8 @@ def _reference_changes(schema: SchemaVersion, rows: list[dict]) -> set[tuple]:
                    "string": {"string"}}[spec.type]
         if not set(counts) <= allowed:
             out.add(("UNEXPECTED_DATA_TYPE", name))
-        if spec.type == "string" and spec.domain and strings.get(name, set()) - set(spec.domain):
+        new_values = strings.get(name, set()) - set(spec.domain or [])
+        if spec.type == "string" and spec.domain is not None and new_values:
             out.add(("ENUM_TYPE_UNEXPECTED_STRING_VALUES", name))
     return out
 
