@@ -54,9 +54,9 @@ class Drift:
     """What changes from ``at`` (a fraction of the stream) on.
 
     ``scale``: column → factor for numeric columns; ``new_category``:
-    ``(column, value, share)`` — that share of rows gets ``value`` in ``column``
-    (which rows: drawn once per replay from a ``Random`` seeded with the replay's
-    seed, so a resumed replay changes the same rows).
+    ``(column, value, share)`` — that share of rows (a draw seeded by the replay's
+    seed and the row index, made once when the replay opens) gets ``value`` in
+    ``column``.
     """
 
     at: float = 0.5
@@ -130,13 +130,14 @@ class ReplaySource(SourceConnector):
             random.Random(self.seed).shuffle(lines)
         self._lines = lines[: self.limit] if self.limit is not None else lines
         self._next = int((position or {}).get("row", 0))
-        # which drifted rows take the new category: drawn once for every row index,
-        # so a resumed replay decides each row exactly as an uninterrupted one
-        self._take_new: list[bool] = []
-        if self.drift is not None and self.drift.new_category is not None:
+        # which drifted rows take the new category: decided once here (a seeded draw
+        # per row index, not per read), so a resumed replay decides each row the same
+        self._take_new: dict[int, bool] = {}
+        start = self.drift_row
+        if start is not None and self.drift is not None and self.drift.new_category:
             share = self.drift.new_category[2]
-            rng = random.Random(f"{self.seed}:new_category")
-            self._take_new = [rng.random() < share for _ in self._lines]
+            self._take_new = {i: random.Random(f"{self.seed}:{i}").random() < share
+                              for i in range(start, len(self._lines))}
 
     def _drifted(self, index: int, line: bytes) -> bytes:
         drift = self.drift
@@ -152,7 +153,7 @@ class ReplaySource(SourceConnector):
                     pass
         if drift.new_category is not None:
             column, value, _ = drift.new_category
-            if self._take_new[index]:
+            if self._take_new.get(index, False):
                 values[column] = value
         out = io.StringIO()
         csv.writer(out, lineterminator="").writerow([values.get(c, "") for c in self._columns])
