@@ -37,9 +37,9 @@ import orjson
 
 from streamml.connectors.base import SourceConnector
 from streamml.connectors.examplegen import ExampleGen, gc_paused
-from streamml.connectors.partitioner import partitions_for
 from streamml.errors import ConfigError
 from streamml.log.base import Log, Producer
+from streamml.log.partitioner import partitions_for
 from streamml.payloads.base import finite_json
 from streamml.runtime.checkpoint import Checkpoint, CheckpointStore, checkpoint_key
 

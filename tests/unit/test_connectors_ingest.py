@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kafka.partitioner.default import murmur2
 
-from streamml.connectors.partitioner import partitions_for
+from streamml.log.partitioner import partitions_for
 from streamml.payloads.examples import Example
 from tests.connector_helpers import (
     finish,
