@@ -39,12 +39,6 @@ def shape(ws: dict[tuple[Any, ...], Any]) -> dict[tuple[Any, ...], Any]:
             for k, v in ws.items()}
 
 
-@pytest.fixture(autouse=True)
-def history_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # the lineage store: inherited by the spawned processes through the environment
-    monkeypatch.setenv("STREAMML_HISTORY_DIR", str(tmp_path / "history"))
-
-
 def test_two_processes_on_kafka_match_the_embedded_one_process_run(kafka_url: str,
                                                                    tmp_path: Path) -> None:
     name = f"mp{uuid.uuid4().hex[:6]}"

@@ -41,12 +41,6 @@ from tests.pipeline_helpers import (
 )
 
 
-@pytest.fixture(autouse=True)
-def history_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # the lineage store: inherited by the spawned processes through the environment
-    monkeypatch.setenv("STREAMML_HISTORY_DIR", str(tmp_path / "history"))
-
-
 def test_split_is_deterministic_and_keeps_families_together(tmp_path: Path) -> None:
     p = taxi(tmp_path / "log")
     two = split_components(p, 2)
