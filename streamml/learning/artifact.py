@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from streamml.errors import StreamMLError
+from streamml.fastattrs import unsplit_dicts
 from streamml.payloads.artifacts import ChunkedArtifact, InlineArtifact, StoredArtifact
 from streamml.payloads.models import ModelChunk, ModelRelease
 
@@ -44,8 +45,11 @@ class ArtifactError(StreamMLError):
 
 
 def dump_model(model: Any) -> bytes:
-    """Serialize a River object (pipeline included)."""
-    return pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    """Serialize a River object (pipeline included); the live model stays fast (see
+    :mod:`~streamml.fastattrs`)."""
+    data = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    unsplit_dicts(model)
+    return data
 
 
 def inline_artifact(data: bytes) -> InlineArtifact:
@@ -57,7 +61,9 @@ def load_model(data: bytes, sha256: str) -> Any:
     """Unpickle ``data`` after checking it against the expected ``sha256`` (hex)."""
     if not hmac.compare_digest(hashlib.sha256(data).hexdigest(), sha256):
         raise ArtifactError("artifact fails its sha256 check")
-    return pickle.loads(data)  # noqa: S301 - sha256 verified just above
+    model = pickle.loads(data)  # noqa: S301 - sha256 verified just above
+    unsplit_dicts(model)
+    return model
 
 
 def artifact_bytes(

@@ -43,6 +43,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from streamml.errors import ConfigError
+from streamml.fastattrs import unsplit_dicts
 from streamml.learning.artifact import ArtifactError, artifact_bytes, load_model, pack_state
 from streamml.learning.artifact import unpack_state as _unpack
 from streamml.learning.drift import DriftMonitor, DriftPolicy
@@ -143,9 +144,17 @@ class Evaluator(Processor):
         self._base_cache: tuple[tuple[int, int, int], dict[str, float], list[Any]] | None = None
 
     def snapshot(self) -> State:
-        return pack_state({k: getattr(self, k) for k in (
+        state = pack_state({k: getattr(self, k) for k in (
             "window", "blessed", "blessings", "pending", "judged", "monitor", "actions",
             "watermark", "counters")})
+        self._keep_models_fast()
+        return state
+
+    def _keep_models_fast(self) -> None:
+        """Pickling slowed the held models' attribute access down: undo that (see fastattrs)."""
+        for held in [self.blessed, *self.pending.values()]:
+            if held is not None:
+                unsplit_dicts(held.model)
 
     def restore(self, state: State) -> None:
         if not isinstance(state, bytes | bytearray):
@@ -153,6 +162,7 @@ class Evaluator(Processor):
         for k, v in _unpack(bytes(state)).items():
             setattr(self, k, v)
         self._base_cache = None
+        self._keep_models_fast()
 
     # -- processing -----------------------------------------------------------
     def process(self, batch: Sequence[Message]) -> Iterable[Emit]:

@@ -40,6 +40,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from streamml.errors import ConfigError
+from streamml.fastattrs import unsplit_dicts
 from streamml.learning.artifact import (
     pack_state,
     task_of,
@@ -140,13 +141,20 @@ class Trainer(Processor):
 
     def snapshot(self) -> State:
         self._flush()
-        return pack_state({
+        state = pack_state({
             "learners": self.learners, "join": self.join, "feature_types": self.feature_types,
             "classes": self.classes, "skipped": self.skipped,
             "last_snapshot_time": self.last_snapshot_time, "spawned": self.spawned,
             "since_snapshot": self.since_snapshot,
             "applied_actions": self.applied_actions,
         })
+        self._keep_models_fast()
+        return state
+
+    def _keep_models_fast(self) -> None:
+        """Pickling slowed the learners' attribute access down: undo that (see fastattrs)."""
+        for lr in self.learners.values():
+            unsplit_dicts(lr.model)
 
     def restore(self, state: State) -> None:
         if not isinstance(state, bytes | bytearray):
@@ -159,6 +167,7 @@ class Trainer(Processor):
         self.since_snapshot = s["since_snapshot"]
         self._pending, self._hot = PendingBatch(), None
         self._untyped, self._seen_keys = set(), set(self.feature_types)
+        self._keep_models_fast()
 
     # -- processing -----------------------------------------------------------
     def process(self, batch: Sequence[Message]) -> Iterable[Emit]:

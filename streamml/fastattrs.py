@@ -1,0 +1,77 @@
+"""Keep River objects' attribute access fast after they have been pickled or unpickled.
+
+On CPython 3.11 and 3.12 an instance keeps its attributes in an inline
+"values" array, which the specializing interpreter reads directly
+(``LOAD_ATTR_INSTANCE_VALUE``). Reading ``obj.__dict__`` — which ``pickle``
+does for every object it saves, and unpickling does for every object it
+builds — *materializes* a split-table dict for good, and attribute accesses
+on such an object can no longer be specialized at all: each one takes the
+generic lookup path. A River pipeline does hundreds of attribute accesses per
+``learn_one``, so a model that has been checkpointed, published as a candidate
+or loaded from an artifact learned and predicted about 5% slower (measured
+with callgrind: 805k instead of 765k instructions per taxi example).
+
+:func:`unsplit_dicts` gives every such instance reachable from a root a fresh
+*combined* dict, whose attribute accesses specialize again
+(``LOAD_ATTR_WITH_HINT`` reads a combined table; on a split one it deoptimizes
+every time): 770k instructions per example in the same measurement.
+:mod:`streamml.learning.artifact` calls it after every model dump and load,
+the Trainer and the Evaluator after packing or unpacking their state, the
+subscriber client after loading a release. On CPython 3.13+, where a
+materialized dict keeps the inline values, it does nothing.
+
+>>> import pickle
+>>> class Counter:
+...     def __init__(self): self.n = 0
+>>> c = Counter(); _ = pickle.dumps(c)
+>>> unsplit_dicts(c) >= (1 if NEEDED else 0), c.n
+(True, 0)
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import types
+from typing import Any
+
+#: whether this interpreter needs it (3.13 keeps inline values beside a materialized dict)
+NEEDED = sys.version_info < (3, 13)
+
+_MANAGED_DICT = 1 << 4  # Py_TPFLAGS_MANAGED_DICT (3.11, 3.12)
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE
+# never walked into: they lead to modules, classes and code, not to a model's state
+_OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
+           types.CodeType, types.FrameType, types.MethodDescriptorType,
+           types.WrapperDescriptorType, types.GetSetDescriptorType,
+           types.MemberDescriptorType, str, bytes, bytearray, int, float, complex)
+
+
+def unsplit_dicts(root: Any, *, limit: int = 1_000_000) -> int:
+    """Give every plain instance reachable from ``root`` a combined ``__dict__``.
+
+    Walks containers and instances (not classes, modules or functions), at most
+    ``limit`` objects. Values are untouched: the objects are the same objects
+    with the same attributes. Returns how many instances got a new dict.
+    """
+    if not NEEDED:
+        return 0
+    seen: set[int] = set()
+    stack = [root]
+    changed = 0
+    while stack and len(seen) < limit:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, _OPAQUE):
+            continue
+        seen.add(id(obj))
+        flags = type(obj).__flags__
+        if flags & _MANAGED_DICT and flags & _HEAPTYPE:
+            d = obj.__dict__
+            if type(d) is dict:
+                try:
+                    obj.__dict__ = {**d}
+                    changed += 1
+                except (AttributeError, TypeError):  # a class that forbids it
+                    pass
+        stack.extend(gc.get_referents(obj))
+    return changed
