@@ -7,6 +7,15 @@ logistic regression. The code ships inside the package (read it in
 may name either ``examples/taxi_module.py`` or ``streamml.examples.taxi_module``.
 """
 
-from streamml.examples.taxi_module import CATEGORICAL, LEAKY, NUMERIC, build_model, features, label
+from streamml.examples.taxi_module import (
+    CATEGORICAL,
+    LEAKY,
+    NUMERIC,
+    build_batch_model,
+    build_model,
+    features,
+    label,
+)
 
-__all__ = ["CATEGORICAL", "LEAKY", "NUMERIC", "build_model", "features", "label"]
+__all__ = ["CATEGORICAL", "LEAKY", "NUMERIC", "build_batch_model", "build_model", "features",
+           "label"]

@@ -21,11 +21,10 @@ subscriber client after loading a release. On CPython 3.13+, where a
 materialized dict keeps the inline values, it does nothing.
 
 >>> import pickle
->>> class Counter:
-...     def __init__(self): self.n = 0
->>> c = Counter(); _ = pickle.dumps(c)
->>> unsplit_dicts(c) >= (1 if NEEDED else 0), c.n
-(True, 0)
+>>> from river import preprocessing
+>>> scaler = preprocessing.StandardScaler(); _ = pickle.dumps(scaler)
+>>> unsplit_dicts(scaler) >= (1 if NEEDED else 0), scaler.with_std
+(True, True)
 """
 
 from __future__ import annotations

@@ -32,6 +32,11 @@ class Learner:
     last_time: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     """Running sums of the progressive (test-then-train) metrics."""
+    batches: int = 0
+    """Mini-batches learned with ``learn_many`` (``Trainer(mini_batch=...)``)."""
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({"batches": 0, **state})  # checkpoints from before ``batches``
 
 
 @dataclass(slots=True)

@@ -54,6 +54,7 @@ from streamml.learning.learner import (
     feature_type,
     progressive_metrics,
 )
+from streamml.learning.minibatch import learn_buffered
 from streamml.learning.transform import (
     ModelSource,
     UserModule,
@@ -87,11 +88,14 @@ class Trainer(Processor):
         progressive: bool = True,
         listen_actions: bool = True,
         max_challengers: int = 8,
+        mini_batch: int | None = None,
     ) -> None:
         if not challengers:
             raise ConfigError("the Trainer needs at least one challenger")
         if snapshot_every < 1 or (snapshot_every_ms is not None and snapshot_every_ms < 1):
             raise ConfigError("snapshot intervals must be positive")
+        if mini_batch is not None and mini_batch < 1:
+            raise ConfigError("mini_batch must be >= 1 (or None to learn one at a time)")
         self.pipeline = pipeline
         self.challengers = dict(challengers)
         self.module = module
@@ -103,6 +107,7 @@ class Trainer(Processor):
         self.progressive = progressive
         self.listen_actions = listen_actions
         self.max_challengers = max_challengers
+        self.mini_batch = mini_batch
         self.examples_topic = f"{pipeline}.examples"
         self.labels_topic = f"{pipeline}.labels"
         self.actions_topic = f"{pipeline}.metadata"
@@ -129,6 +134,8 @@ class Trainer(Processor):
         self.spawned: dict[str, int] = {}
         self.applied_actions: list[str] = []
         self._pending = PendingBatch()
+        #: labelled examples (x, y) waiting for a full mini-batch (``mini_batch`` mode)
+        self._buffer: list[tuple[dict[str, Any], Any]] = []
         self._hot: list[tuple[Learner, Any, Any, bool, dict[str, float]]] | None = None
         self._untyped: set[str] = set()
         self._seen_keys: set[str] = set()
@@ -146,7 +153,7 @@ class Trainer(Processor):
             "classes": self.classes, "skipped": self.skipped,
             "last_snapshot_time": self.last_snapshot_time, "spawned": self.spawned,
             "since_snapshot": self.since_snapshot,
-            "applied_actions": self.applied_actions,
+            "applied_actions": self.applied_actions, "buffer": self._buffer,
         })
         self._keep_models_fast()
         return state
@@ -165,6 +172,7 @@ class Trainer(Processor):
         self.skipped, self.last_snapshot_time = s["skipped"], s["last_snapshot_time"]
         self.spawned, self.applied_actions = s["spawned"], s["applied_actions"]
         self.since_snapshot = s["since_snapshot"]
+        self._buffer = s.get("buffer", [])
         self._pending, self._hot = PendingBatch(), None
         self._untyped, self._seen_keys = set(), set(self.feature_types)
         self._keep_models_fast()
@@ -218,6 +226,7 @@ class Trainer(Processor):
             elif topic == self.actions_topic:
                 self._learn_all(ready, out)
                 ready = []
+                self._learn_buffer()
                 self._flush()
                 self._on_action(value)
         self._learn_all(ready, out)
@@ -251,6 +260,7 @@ class Trainer(Processor):
         by_count = self.snapshot_every_ms is None and self.last_snapshot_time is not None
         until = self.snapshot_every - self.since_snapshot  # examples before the next cut
         seen, untyped = self._seen_keys, self._untyped
+        batched, buffer = self.mini_batch, self._buffer
         # the current micro-batch segment's bookkeeping, in locals (see _book)
         n, first, last = 0, None, None
         cur_topic, cur_partition = None, -1
@@ -270,17 +280,23 @@ class Trainer(Processor):
                         break
             if classify and y not in classes:
                 classes.add(y)
-            for _, predict, learn, classification, sums in plan:
-                if sums:
-                    if classification:
-                        proba = predict(x)
-                        if proba and max(proba, key=proba.get) == y:
-                            sums["correct"] += 1.0
-                        p = proba.get(y, 0.0)
-                        sums["log_loss"] -= log(1e-15 if p < 1e-15 else 1.0 if p > 1.0 else p)
-                    else:
-                        sums["abs_error"] += abs(float(y) - float(predict(x) or 0.0))
-                learn(x, y)
+            if batched:
+                buffer.append((x, y))
+                if len(buffer) >= batched:
+                    self._learn_buffer()
+                    buffer = self._buffer
+            else:
+                for _, predict, learn, classification, sums in plan:
+                    if sums:
+                        if classification:
+                            proba = predict(x)
+                            if proba and max(proba, key=proba.get) == y:
+                                sums["correct"] += 1.0
+                            p = proba.get(y, 0.0)
+                            sums["log_loss"] -= log(1e-15 if p < 1e-15 else 1.0 if p > 1.0 else p)
+                        else:
+                            sums["abs_error"] += abs(float(y) - float(predict(x) or 0.0))
+                    learn(x, y)
             n += 1
             if partition != cur_partition or topic != cur_topic:
                 cur_topic, cur_partition = topic, partition
@@ -302,6 +318,8 @@ class Trainer(Processor):
             if self._snapshot_due(t):
                 self.last_snapshot_time = t
                 self.since_snapshot = 0
+                self._learn_buffer()  # a candidate holds every example counted in it
+                buffer = self._buffer
                 self._flush()
                 cur_topic = None  # a new PendingBatch: look the range up again
                 out.extend(self._candidates())
@@ -310,6 +328,12 @@ class Trainer(Processor):
             until = self.snapshot_every - self.since_snapshot
         self._book(n, first, last)
         self.since_snapshot = self.snapshot_every - until
+
+    def _learn_buffer(self) -> None:
+        """Learn the buffered mini-batch (``learn_many`` where a model supports it)."""
+        if self._buffer:
+            buf, self._buffer = self._buffer, []
+            learn_buffered(self._plan(), [x for x, _ in buf], [y for _, y in buf])
 
     def _book(self, n: int, first: int | None, last: int | None) -> None:
         """Add a segment's example count and event-time range to the pending batch."""

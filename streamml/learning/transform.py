@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from river import base, compose, linear_model, preprocessing, stats, tree
 
 from streamml.errors import ConfigError
@@ -59,13 +61,20 @@ def _to_float(value: Any) -> float | None:
 _BIG = 2**1000  # ints below this convert to a finite float
 
 
-class Coerce(base.Transformer):
+class Coerce(base.MiniBatchTransformer):
     """Select and type features: numbers as ``float`` (``None`` when missing or not a number),
     categories as ``str`` (``"(missing)"`` when missing). Stateless; unknown features are dropped.
+
+    ``transform_many`` does the same on a mini-batch (any dataframe River accepts) and
+    returns a pyarrow Table, so the pipeline can learn with ``learn_many``.
 
     >>> Coerce(numeric=("fare",), categorical=("payment_type",)).transform_one(
     ...     {"fare": "7.25", "payment_type": None, "tips": 1.0})
     {'fare': 7.25, 'payment_type': '(missing)'}
+    >>> import pyarrow as pa
+    >>> Coerce(numeric=("fare",), categorical=("payment_type",)).transform_many(
+    ...     pa.table({"fare": [7, None], "payment_type": [None, "Cash"]})).to_pylist()
+    [{'fare': 7.0, 'payment_type': '(missing)'}, {'fare': None, 'payment_type': 'Cash'}]
     """
 
     def __init__(self, numeric: Sequence[str] = (), categorical: Sequence[str] = ()) -> None:
@@ -88,6 +97,95 @@ class Coerce(base.Transformer):
             v = x.get(f)
             out[f] = MISSING_CATEGORY if v is None else str(v)
         return out
+
+    def learn_many(self, X: Any) -> None:
+        """Stateless: nothing to learn."""
+
+    def transform_many(self, X: Any) -> pa.Table:
+        table = as_arrow(X)
+        n = table.num_rows
+        names = set(table.column_names)
+        cols: dict[str, pa.Array] = {}
+        for f in self.numeric:
+            col = table.column(f).combine_chunks() if f in names else pa.nulls(n, pa.float64())
+            t = col.type
+            if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_null(t):
+                col = pc.cast(col, pa.float64())
+                cols[f] = pc.if_else(pc.is_finite(col), col, None)  # NaN and ±inf: missing
+            else:  # text, bools, mixed: value by value, as transform_one
+                cols[f] = pa.array([_to_float(v) for v in col.to_pylist()], pa.float64())
+        for f in self.categorical:
+            col = table.column(f).combine_chunks() if f in names else pa.nulls(n, pa.string())
+            if pa.types.is_string(col.type) or pa.types.is_null(col.type):
+                cols[f] = pc.fill_null(pc.cast(col, pa.string()), MISSING_CATEGORY)
+            else:  # str() of each value, as transform_one (pyarrow writes bools lower-case)
+                cols[f] = pa.array([MISSING_CATEGORY if v is None else str(v)
+                                    for v in col.to_pylist()], pa.string())
+        return pa.table(cols) if cols else pa.table({}).slice(0, 0)
+
+
+def as_arrow(X: Any) -> pa.Table:
+    """A mini-batch (pyarrow, pandas, polars... any frame River accepts) as a pyarrow Table."""
+    if isinstance(X, pa.Table):
+        return X
+    from river.utils.dataframe import into_frame
+
+    return into_frame(X).to_arrow()
+
+
+class MeanImputer(base.MiniBatchTransformer):
+    """Replace missing numbers by the running mean of the values seen so far (0 before any).
+
+    One at a time it is River's ``StatImputer`` with ``stats.Mean``; it also learns and
+    transforms mini-batches (pyarrow Tables), which ``StatImputer`` does not.
+
+    >>> imp = MeanImputer("x")
+    >>> imp.learn_one({"x": 2.0}); imp.learn_one({"x": None}); imp.learn_one({"x": 4.0})
+    >>> imp.transform_one({"x": None})
+    {'x': 3.0}
+    >>> import pyarrow as pa
+    >>> imp.learn_many(pa.table({"x": [6.0, None]}))
+    >>> imp.transform_many(pa.table({"x": [None, 1.0]})).column("x").to_pylist()
+    [4.0, 1.0]
+    """
+
+    def __init__(self, *features: str) -> None:
+        self.features = tuple(features)
+        self.means = {f: stats.Mean() for f in self.features}
+
+    def learn_one(self, x: dict) -> None:
+        for f, mean in self.means.items():
+            v = x.get(f)
+            if v is not None:
+                mean.update(v)
+
+    def transform_one(self, x: dict) -> dict:
+        out = dict(x)
+        for f, mean in self.means.items():
+            if out.get(f) is None:
+                out[f] = mean.get()
+        return out
+
+    def learn_many(self, X: Any) -> None:
+        table = as_arrow(X)
+        for f, mean in self.means.items():
+            if f in table.column_names:
+                col = pc.cast(table.column(f), pa.float64()).drop_null()
+                if len(col):  # Welford's merge of the batch's mean, as stats.Mean does it
+                    n = len(col)
+                    batch = pc.mean(col).as_py()
+                    total = mean.n + n
+                    mean._mean += (batch - mean._mean) * n / total
+                    mean.n = total
+
+    def transform_many(self, X: Any) -> pa.Table:
+        table = as_arrow(X)
+        for f, mean in self.means.items():
+            if f in table.column_names:
+                i = table.column_names.index(f)
+                col = pc.cast(table.column(f), pa.float64())
+                table = table.set_column(i, f, pc.fill_null(col, mean.get()))
+        return table
 
 
 class Bucketize(base.Transformer):
@@ -158,8 +256,8 @@ def build_from_spec(spec: Mapping[str, Any]) -> Any:
         prep = prep | Bucketize(buckets)
     parts = []
     if numeric:
-        imputer = preprocessing.StatImputer(*((f, stats.Mean()) for f in numeric))
-        parts.append(compose.Select(*numeric) | imputer | preprocessing.StandardScaler())
+        parts.append(compose.Select(*numeric) | MeanImputer(*numeric)
+                     | preprocessing.StandardScaler())
     cats = categorical + list(buckets)
     if cats:
         parts.append(compose.Select(*cats) | preprocessing.OneHotEncoder())
@@ -229,10 +327,21 @@ def load_module_file(path_or_module: str | Path) -> UserModule:
 def resolve_builder(source: ModelSource) -> Callable[[], Any]:
     """A zero-argument model factory from a module path, a spec dict or a callable.
 
+    A string names a user module (its ``build_model``) or ``module:function``.
+
     >>> resolve_builder({"numeric": ["x"], "model": "linear_regression"})().__class__.__name__
+    'Pipeline'
+    >>> resolve_builder("streamml.examples.taxi_module:build_batch_model")().__class__.__name__
     'Pipeline'
     """
     if isinstance(source, str):
+        path, sep, function = source.rpartition(":")
+        if sep and function.isidentifier():  # "module_or_file:function"
+            module = import_user_module(path, what="model source")
+            build = getattr(module, function, None)
+            if not callable(build):
+                raise ConfigError(f"model source {path!r} has no function {function}()")
+            return build
         return load_module_file(source).build_model
     if isinstance(source, Mapping):
         spec = dict(source)

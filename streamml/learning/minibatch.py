@@ -1,0 +1,147 @@
+"""Mini-batch learning: River's ``learn_many`` on pyarrow Tables, test-then-train.
+
+The Trainer's ``mini_batch=N`` mode buffers ``N`` labelled examples and hands them
+to each challenger at once. A model whose every step has ``learn_many`` and
+``transform_many`` (the estimator ``predict_proba_many`` or ``predict_many``)
+learns the batch as one pyarrow Table (River reads it through narwhals, no
+pandas needed); its progressive metrics come from predicting the whole batch
+before learning it. Any other model learns the same examples one at a time, in
+the same order, so its results do not change. A batch whose features do not
+make a table (a column mixing numbers and text, say) is learned one at a time.
+
+>>> from river import linear_model, preprocessing
+>>> supports_many(preprocessing.StandardScaler() | linear_model.LinearRegression())
+True
+>>> supports_many(preprocessing.StatImputer() | linear_model.LinearRegression())
+False
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from streamml.learning.transform import as_arrow
+
+
+def supports_many(model: Any) -> bool:
+    """Whether every step of ``model`` (pipelines and unions walked) learns mini-batches."""
+    steps = getattr(model, "steps", None)
+    if isinstance(steps, dict) and steps:
+        parts = list(steps.values())
+        return all(_transformer_many(p) for p in parts[:-1]) and supports_many(parts[-1])
+    if _is_union(model):
+        return _transformer_many(model)
+    return callable(getattr(model, "learn_many", None)) and (
+        callable(getattr(model, "predict_proba_many", None))
+        or callable(getattr(model, "predict_many", None)))
+
+
+def _is_union(step: Any) -> bool:
+    return isinstance(getattr(step, "transformers", None), dict)
+
+
+def _transformer_many(step: Any) -> bool:
+    steps = getattr(step, "steps", None)
+    if isinstance(steps, dict):
+        return all(_transformer_many(s) for s in steps.values())
+    if _is_union(step):
+        return all(_transformer_many(s) for s in step.transformers.values())
+    return callable(getattr(step, "learn_many", None)) and callable(
+        getattr(step, "transform_many", None))
+
+
+def as_table(xs: Sequence[dict[str, Any]], ys: Sequence[Any]) -> tuple[pa.Table, Any] | None:
+    """The batch as ``(X, y)`` for ``learn_many``; ``None`` if the features make no table."""
+    try:
+        return pa.Table.from_pylist(list(xs)), pa.chunked_array([pa.array(list(ys))])
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+        return None
+
+
+def learn_each(predict: Callable[[dict], Any], learn: Callable[..., None], classification: bool,
+               sums: dict[str, float], xs: Sequence[dict[str, Any]], ys: Sequence[Any]) -> None:
+    """Test-then-train one example at a time (the Trainer's per-example semantics)."""
+    log = math.log
+    for x, y in zip(xs, ys, strict=True):
+        if sums:
+            if classification:
+                proba = predict(x)
+                if proba and max(proba, key=proba.get) == y:
+                    sums["correct"] += 1.0
+                p = proba.get(y, 0.0)
+                sums["log_loss"] -= log(1e-15 if p < 1e-15 else 1.0 if p > 1.0 else p)
+            else:
+                sums["abs_error"] += abs(float(y) - float(predict(x) or 0.0))
+        learn(x, y)
+
+
+def learn_batch(model: Any, classification: bool, sums: dict[str, float], X: pa.Table, y: Any,
+                ys: Sequence[Any]) -> None:
+    """Test-then-train one mini-batch with ``predict_*_many`` + ``learn_many``."""
+    if sums:
+        if classification:
+            _score_probabilities(as_arrow(model.predict_proba_many(X)), ys, sums)
+        else:
+            pred = np.asarray(_column(model.predict_many(X)), dtype=np.float64)
+            truth = np.asarray([float(v) for v in ys], dtype=np.float64)
+            sums["abs_error"] += float(np.abs(truth - np.nan_to_num(pred)).sum())
+    model.learn_many(X, y)
+
+
+def learn_buffered(plan: Sequence[tuple[Any, Any, Any, bool, dict[str, float]]],
+                   xs: Sequence[dict[str, Any]], ys: Sequence[Any]) -> None:
+    """Every learner of the Trainer's ``plan`` learns the mini-batch ``xs``/``ys``.
+
+    A model learns its first mini-batch's predictions one at a time (its
+    ``*_many`` transforms need columns they have learned), later ones with
+    ``predict_*_many``; models without ``learn_many`` learn one at a time.
+    """
+    table: tuple[pa.Table, Any] | None = None
+    tried = False  # the table is built once, for the first learner that can use it
+    for lr, predict, learn, classification, sums in plan:
+        if supports_many(lr.model):
+            if not tried:
+                table, tried = as_table(xs, ys), True
+            if table is not None:
+                X, y = table
+                if lr.batches:
+                    learn_batch(lr.model, classification, sums, X, y, ys)
+                else:
+                    learn_each(predict, _no_learning, classification, sums, xs, ys)
+                    lr.model.learn_many(X, y)
+                lr.batches += 1
+                continue
+        learn_each(predict, learn, classification, sums, xs, ys)
+
+
+def _no_learning(x: Any, y: Any) -> None:
+    """The learn step of a first mini-batch's one-at-a-time predictions (learned at once)."""
+
+
+def _column(values: Any) -> list[Any]:
+    if isinstance(values, pa.ChunkedArray | pa.Array):
+        return values.to_pylist()
+    to_list = getattr(values, "to_list", None) or getattr(values, "tolist", None)
+    return list(to_list()) if to_list else list(values)
+
+
+def _score_probabilities(proba: pa.Table, ys: Sequence[Any], sums: dict[str, float]) -> None:
+    """Accuracy and log-loss sums from a table of class probabilities (one column a class)."""
+    names = proba.column_names
+    if not names:
+        sums["log_loss"] -= len(ys) * math.log(1e-15)
+        return
+    m = np.column_stack([np.nan_to_num(proba.column(c).to_numpy(zero_copy_only=False))
+                         for c in names])
+    col = {name: j for j, name in enumerate(names)}
+    idx = np.array([col.get(str(v), -1) for v in ys], dtype=np.int64)
+    known = idx >= 0
+    rows = np.arange(len(ys))
+    p = np.where(known, m[rows, np.maximum(idx, 0)], 0.0)
+    sums["correct"] += float(np.count_nonzero(known & (m.argmax(axis=1) == idx)))
+    sums["log_loss"] -= float(np.log(np.clip(p, 1e-15, 1.0)).sum())
