@@ -17,7 +17,12 @@ process (steadier when other processes share the cores).
   progressive metrics (accuracy, log loss), offset and event-time bookkeeping, and a
   candidate (pickle + sha256 + base64 payload) every ``--snapshot-every`` examples;
 * **Trainer, no progressive metrics**: the same with ``progressive=False`` (the
-  bare loop's ``predict_proba_one`` is then not done either).
+  bare loop's ``predict_proba_one`` is then not done either);
+* **mini-batches** (``--mini-batch``, 500): the taxi module's ``build_batch_model``
+  (the same steps, mini-batch capable) learning ``learn_many`` on pyarrow Tables.
+  The bare loop builds each batch's Table from the example rows and does
+  ``predict_proba_many`` + ``learn_many`` (the first batch predicted one at a time,
+  as the Trainer does); the Trainer runs with ``mini_batch=--mini-batch``.
 
 Target (issue 5): Trainer >= 90% of the bare loop (both baselines are printed).
 
@@ -39,9 +44,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from streamml.learning.trainer import Trainer  # noqa: E402
-from streamml.learning.transform import load_module_file  # noqa: E402
+from streamml.learning.transform import load_module_file, resolve_builder  # noqa: E402
 from streamml.processors.base import Message  # noqa: E402
 from streamml.processors.basic import _typed, split_of  # noqa: E402
+
+BATCH_MODEL = "streamml.examples.taxi_module:build_batch_model"
 
 MODULE = str(ROOT / "examples" / "taxi_module.py")
 TAXI = ROOT / "streamml" / "data" / "taxi.csv"
@@ -86,10 +93,32 @@ def bare(msgs: list[Message], progressive: bool = True,
             len(data) / (time.process_time() - cpu))
 
 
+def bare_many(msgs: list[Message], size: int) -> tuple[float, float]:
+    """The bare mini-batch loop: a Table per ``size`` rows, predict_proba_many + learn_many."""
+    import pyarrow as pa
+
+    um = load_module_file(MODULE)
+    model = resolve_builder(BATCH_MODEL)()
+    features, label = um.features, um.label
+    start, cpu = time.perf_counter(), time.process_time()
+    for k in range(0, len(msgs), size):
+        xs = [features(m.value) for m in msgs[k:k + size]]
+        ys = [label(m.value) for m in msgs[k:k + size]]
+        X, y = pa.Table.from_pylist(xs), pa.chunked_array([pa.array(ys)])
+        if k:
+            model.predict_proba_many(X)
+        else:
+            for x in xs:
+                model.predict_proba_one(x)
+        model.learn_many(X, y)
+    return (len(msgs) / (time.perf_counter() - start),
+            len(msgs) / (time.process_time() - cpu))
+
+
 def trainer(msgs: list[Message], batch: int, snapshot_every: int,
-            progressive: bool = True) -> tuple[float, float, int]:
-    t = Trainer("taxi", {"logreg": MODULE}, MODULE, snapshot_every=snapshot_every,
-                progressive=progressive)
+            progressive: bool = True, mini_batch: int | None = None) -> tuple[float, float, int]:
+    t = Trainer("taxi", {"logreg": BATCH_MODEL if mini_batch else MODULE}, MODULE,
+                snapshot_every=snapshot_every, progressive=progressive, mini_batch=mini_batch)
     emitted = 0
     start, cpu = time.perf_counter(), time.process_time()
     for k in range(0, len(msgs), batch):
@@ -104,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--snapshot-every", type=int, default=5000)
+    ap.add_argument("--mini-batch", type=int, default=500)
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args(argv)
     msgs = rows(args.passes)
@@ -121,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
              lambda: bare(msgs, progressive=False, precomputed=False)),
             ("Trainer (progressive=False)",
              lambda: trainer(msgs, args.batch, args.snapshot_every, progressive=False)[:2]),
+            (f"bare River learn_many, {args.mini_batch}-row Tables",
+             lambda: bare_many(msgs, args.mini_batch)),
+            (f"Trainer (mini_batch={args.mini_batch})",
+             lambda: trainer(msgs, args.batch, args.snapshot_every,
+                             mini_batch=args.mini_batch)[:2]),
         ):
             wall, cpu = fn()
             best[name] = max(best.get(name, 0.0), wall)
@@ -129,7 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     groups = [("bare River predict_proba_one+learn_one", "bare, over the example rows",
                "Trainer (progressive metrics)"),
               ("bare River learn_one", "bare learn_one, over the example rows",
-               "Trainer (progressive=False)")]
+               "Trainer (progressive=False)"),
+              (f"bare River learn_many, {args.mini_batch}-row Tables",
+               f"bare River learn_many, {args.mini_batch}-row Tables",
+               f"Trainer (mini_batch={args.mini_batch})")]
     print(f"{len(msgs)} train rows ({args.passes} passes over taxi.csv), batch {args.batch}, "
           f"candidate every {args.snapshot_every}, best of {args.repeat}"
           f" ({candidates} candidate per snapshot); load average {os.getloadavg()[0]:.2f}")
@@ -139,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
               "| examples per CPU-s | vs bare (x, y precomputed) | vs bare over the rows |\n"
               "|---|---:|---:|---:|---:|---:|---:|")
     for base, rows_base, ours in groups:
-        for name in (base, rows_base, ours):
+        for name in dict.fromkeys((base, rows_base, ours)):
             ratio = f"{100 * best[name] / best[base]:.1f}%"
             rratio = f"{100 * best[name] / best[rows_base]:.1f}%"
             cratio = f"{100 * best_cpu[name] / best_cpu[base]:.1f}%"

@@ -64,8 +64,14 @@ def build_pipeline(
     window: int = 1000,
     seed: int = 7,
     start_ms: int | None = START_MS,
+    mini_batch: int | None = None,
 ) -> Pipeline:
-    """The taxi pipeline named ``name``; ``window``: examples per statistics window and split."""
+    """The taxi pipeline named ``name``; ``window``: examples per statistics window and split.
+
+    ``mini_batch``: the Trainer learns mini-batches of that many examples; the
+    ``logreg`` challenger is then the module's ``build_batch_model`` (``learn_many``),
+    while the bucketized one, not mini-batch capable, still learns one at a time.
+    """
     if settings.signing_key is None or not settings.signing_key.get_secret_value():
         raise ConfigError("the taxi pipeline publishes signed models: set signing_key "
                           "(STREAMML_SIGNING_KEY, or signing_key: in streamml.yaml)")
@@ -103,8 +109,9 @@ def build_pipeline(
             # progressive=False: the Evaluator judges every candidate (prequential, on the
             # eval split); nothing here reads the Trainer's own test-then-train metrics,
             # which cost a predict per model and train example (~1/4 of the Trainer).
-            Trainer(p, {"logreg": MODULE, "logreg_buckets": CHALLENGER}, MODULE,
-                    snapshot_every=2000, progressive=False),
+            Trainer(p, {"logreg": f"{MODULE}:build_batch_model" if mini_batch else MODULE,
+                        "logreg_buckets": CHALLENGER}, MODULE,
+                    snapshot_every=2000, progressive=False, mini_batch=mini_batch),
             Evaluator(p, gate, MODULE, window=2000, slice_features=["payment_type"]),
             Pusher(p, key, key_id="demo", schema_topic=f"{p}.schema"),
             *lineage_components(p, settings),  # <p>.metadata lineage → lineage.duckdb

@@ -53,7 +53,12 @@ def read_all(log: EmbeddedLog, topic: str) -> list:
     return out
 
 
-def test_taxi_blessed_model_reaches_auc(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("source", "mini_batch"), [
+    (MODULE, None),
+    (f"{MODULE}:build_batch_model", 500),  # learn_many on 500-example pyarrow Tables
+])
+def test_taxi_blessed_model_reaches_auc(tmp_path: Path, source: str,
+                                        mini_batch: int | None) -> None:
     log = EmbeddedLog(str(tmp_path / "log"))
     p = "taxi"
     log.create_topic(topic_spec(p, f"{p}.examples"))
@@ -67,13 +72,16 @@ def test_taxi_blessed_model_reaches_auc(tmp_path: Path) -> None:
         MetricThreshold(metric="log_loss", upper=0.5),
     ])
     processors = [
-        Trainer(p, {"logreg": MODULE}, MODULE, snapshot_every=2000),
+        Trainer(p, {"logreg": source}, MODULE, snapshot_every=2000, mini_batch=mini_batch),
         Evaluator(p, gate, MODULE, window=2000, slice_features=["payment_type"]),
         Pusher(p, KEY, key_id="k1", export_dir=str(tmp_path / "export")),
     ]
     runner = Runner(log, processors, p, batch_size=500)
     runner.run_until_idle(idle_s=0.3, timeout_s=120)
     runner.close()
+    trainer = processors[0]
+    assert isinstance(trainer, Trainer)
+    assert (trainer.learners["logreg"].batches > 0) == (mini_batch is not None)
 
     evaluations = [Evaluation.model_validate(r.value and serde.decode(r.value))
                    for r in read_all(log, f"{p}.evaluations")]

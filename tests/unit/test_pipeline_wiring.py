@@ -115,3 +115,19 @@ def test_load_pipeline_from_file_and_module(monkeypatch: pytest.MonkeyPatch) -> 
                       load_settings(config_file=None))
     with pytest.raises(ConfigError, match="no attribute"):
         load_pipeline("streamml.pipeline:nothing_here", settings)
+
+
+def test_taxi_pipeline_mini_batch_option_reaches_the_trainer() -> None:
+    from streamml.learning import Trainer
+    from streamml.learning.minibatch import supports_many
+    from streamml.settings import load_settings
+
+    settings = load_settings(config_file=None, signing_key="k")
+    plain = load_pipeline(str(ROOT / "examples" / "taxi_pipeline.py"), settings, name="t2")
+    batched = load_pipeline(str(ROOT / "examples" / "taxi_pipeline.py"), settings, name="t3",
+                            mini_batch=500)
+    [t_plain] = [p for p in plain.processors if isinstance(p, Trainer)]
+    [t_batch] = [p for p in batched.processors if isinstance(p, Trainer)]
+    assert t_plain.mini_batch is None and t_batch.mini_batch == 500
+    assert not supports_many(t_plain.learners["logreg"].model)
+    assert supports_many(t_batch.learners["logreg"].model)
