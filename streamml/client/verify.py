@@ -44,9 +44,9 @@ from typing import Literal
 from urllib.parse import unquote, urlparse
 
 from streamml.client.served import ServedModel
-from streamml.fastattrs import unsplit_dicts
 from streamml.payloads.artifacts import StoredArtifact
 from streamml.payloads.models import ModelRelease
+from streamml.settle import settle
 
 RefusalReason = Literal[
     "no_key",
@@ -127,7 +127,7 @@ def load_verified(release: ModelRelease, data: bytes, key: bytes | None) -> Serv
         # Safe to unpickle: the HMAC (checked above with the configured key) signs this
         # digest, and the bytes match it, so they come from the key holder unmodified.
         model = pickle.loads(data)  # noqa: S301
-        unsplit_dicts(model)  # attribute access as fast as a never-pickled model's
+        settle(model)  # attribute access as fast as a never-pickled model's
     except Exception as exc:
         reason = f"cannot unpickle artifact: {type(exc).__name__}: {exc}"
         raise Refused("load_error", reason) from exc

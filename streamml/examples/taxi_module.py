@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from river import compose, linear_model, optim, preprocessing, stats
+from river import linear_model, optim, preprocessing, stats
 
-from streamml.learning.transform import Coerce, MeanImputer
+from streamml.learning.transform import Coerce, MeanImputer, SelectInOrder
 
 NUMERIC = (
     "fare", "trip_miles", "trip_seconds", "trip_start_hour", "trip_start_day",
@@ -31,8 +31,8 @@ LEAKY = ("tips",)
 def build_model() -> Any:
     """Coerce → (mean-impute + scale numbers) ∪ (one-hot categories) → logistic regression."""
     imputer = preprocessing.StatImputer(*((f, stats.Mean()) for f in NUMERIC))
-    numbers = compose.Select(*NUMERIC) | imputer | preprocessing.StandardScaler()
-    categories = compose.Select(*CATEGORICAL) | preprocessing.OneHotEncoder()
+    numbers = SelectInOrder(*NUMERIC) | imputer | preprocessing.StandardScaler()
+    categories = SelectInOrder(*CATEGORICAL) | preprocessing.OneHotEncoder()
     return (
         Coerce(numeric=NUMERIC, categorical=CATEGORICAL)
         | (numbers + categories)
@@ -50,9 +50,9 @@ def build_batch_model() -> Any:
     0.01 gives 0.772). A Trainer names it as the
     challenger source ``streamml.examples.taxi_module:build_batch_model``.
     """
-    numbers = (compose.Select(*NUMERIC) | MeanImputer(*NUMERIC)
+    numbers = (SelectInOrder(*NUMERIC) | MeanImputer(*NUMERIC)
                | preprocessing.StandardScaler())
-    categories = compose.Select(*CATEGORICAL) | preprocessing.OneHotEncoder()
+    categories = SelectInOrder(*CATEGORICAL) | preprocessing.OneHotEncoder()
     return (
         Coerce(numeric=NUMERIC, categorical=CATEGORICAL)
         | (numbers + categories)

@@ -32,9 +32,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from streamml.errors import StreamMLError
-from streamml.fastattrs import unsplit_dicts
 from streamml.payloads.artifacts import ChunkedArtifact, InlineArtifact, StoredArtifact
 from streamml.payloads.models import ModelChunk, ModelRelease
+from streamml.settle import settle
 
 FORMAT = "river-pickle/1"
 _STATE_MAGIC = b"streamml-state/1\n"
@@ -46,9 +46,9 @@ class ArtifactError(StreamMLError):
 
 def dump_model(model: Any) -> bytes:
     """Serialize a River object (pipeline included); the live model stays fast (see
-    :mod:`~streamml.fastattrs`)."""
+    :mod:`~streamml.settle`)."""
     data = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
-    unsplit_dicts(model)
+    settle(model)
     return data
 
 
@@ -62,7 +62,7 @@ def load_model(data: bytes, sha256: str) -> Any:
     if not hmac.compare_digest(hashlib.sha256(data).hexdigest(), sha256):
         raise ArtifactError("artifact fails its sha256 check")
     model = pickle.loads(data)  # noqa: S301 - sha256 verified just above
-    unsplit_dicts(model)
+    settle(model)
     return model
 
 

@@ -43,7 +43,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from streamml.errors import ConfigError
-from streamml.fastattrs import unsplit_dicts
 from streamml.learning.artifact import ArtifactError, artifact_bytes, load_model, pack_state
 from streamml.learning.artifact import unpack_state as _unpack
 from streamml.learning.drift import DriftMonitor, DriftPolicy
@@ -60,6 +59,7 @@ from streamml.payloads.candidates import Candidate
 from streamml.payloads.evaluations import Evaluation
 from streamml.payloads.metadata import MetadataEvent
 from streamml.processors.base import Emit, Message, Processor, State
+from streamml.settle import settle
 
 
 @dataclass
@@ -151,10 +151,10 @@ class Evaluator(Processor):
         return state
 
     def _keep_models_fast(self) -> None:
-        """Pickling slowed the held models' attribute access down: undo that (see fastattrs)."""
+        """Undo what pickling did to the held models (see :mod:`streamml.settle`)."""
         for held in [self.blessed, *self.pending.values()]:
             if held is not None:
-                unsplit_dicts(held.model)
+                settle(held.model)
 
     def restore(self, state: State) -> None:
         if not isinstance(state, bytes | bytearray):

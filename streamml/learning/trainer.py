@@ -40,7 +40,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from streamml.errors import ConfigError
-from streamml.fastattrs import unsplit_dicts
 from streamml.learning.artifact import (
     pack_state,
     task_of,
@@ -65,6 +64,7 @@ from streamml.learning.transform import (
     resolve_builder,
 )
 from streamml.processors.base import Emit, Message, Processor, State
+from streamml.settle import settle
 
 ACTIONS = ("new_challenger", "reset")
 
@@ -159,9 +159,9 @@ class Trainer(Processor):
         return state
 
     def _keep_models_fast(self) -> None:
-        """Pickling slowed the learners' attribute access down: undo that (see fastattrs)."""
+        """Undo what pickling did to the learners' models (see :mod:`streamml.settle`)."""
         for lr in self.learners.values():
-            unsplit_dicts(lr.model)
+            settle(lr.model)
 
     def restore(self, state: State) -> None:
         if not isinstance(state, bytes | bytearray):

@@ -124,6 +124,31 @@ class Coerce(base.MiniBatchTransformer):
         return pa.table(cols) if cols else pa.table({}).slice(0, 0)
 
 
+class SelectInOrder(compose.Select):
+    """River's ``Select``, but the features come out in the order they were named.
+
+    River's ``Select`` iterates a set, whose order depends on the process's string
+    hash seed; the order in which features reach a linear model is the order of its
+    float sums, so a model restarted in another process (another seed) would learn
+    differently by an ulp and drift. With a fixed order, restarts are bit-exact.
+
+    >>> SelectInOrder("b", "a").transform_one({"a": 1, "b": 2, "c": 3})
+    {'b': 2, 'a': 1}
+    """
+
+    def __init__(self, *keys: str) -> None:
+        super().__init__(*keys)
+        self.order = tuple(dict.fromkeys(keys))
+
+    def transform_one(self, x: dict) -> dict:
+        return {k: x[k] for k in self.order}
+
+    def transform_many(self, X: Any) -> Any:
+        from river.utils.dataframe import into_frame
+
+        return into_frame(X).select(list(self.order)).to_native()
+
+
 def as_arrow(X: Any) -> pa.Table:
     """A mini-batch (pyarrow, pandas, polars... any frame River accepts) as a pyarrow Table."""
     if isinstance(X, pa.Table):
@@ -256,11 +281,11 @@ def build_from_spec(spec: Mapping[str, Any]) -> Any:
         prep = prep | Bucketize(buckets)
     parts = []
     if numeric:
-        parts.append(compose.Select(*numeric) | MeanImputer(*numeric)
+        parts.append(SelectInOrder(*numeric) | MeanImputer(*numeric)
                      | preprocessing.StandardScaler())
     cats = categorical + list(buckets)
     if cats:
-        parts.append(compose.Select(*cats) | preprocessing.OneHotEncoder())
+        parts.append(SelectInOrder(*cats) | preprocessing.OneHotEncoder())
     union = parts[0] if len(parts) == 1 else compose.TransformerUnion(*parts)
     model = _estimator(str(spec.get("model", "logistic_regression")),
                        dict(spec.get("model_params", {})))

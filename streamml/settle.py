@@ -1,4 +1,5 @@
-"""Keep River objects' attribute access fast after they have been pickled or unpickled.
+"""Settle a model after pickling: attribute access as fast as a never-pickled model's.
+
 
 On CPython 3.11 and 3.12 an instance keeps its attributes in an inline
 "values" array, which the specializing interpreter reads directly
@@ -11,19 +12,28 @@ generic lookup path. A River pipeline does hundreds of attribute accesses per
 or loaded from an artifact learned and predicted about 5% slower (measured
 with callgrind: 805k instead of 765k instructions per taxi example).
 
-:func:`unsplit_dicts` gives every such instance reachable from a root a fresh
+:func:`settle` gives every such instance reachable from a root a fresh
 *combined* dict, whose attribute accesses specialize again
 (``LOAD_ATTR_WITH_HINT`` reads a combined table; on a split one it deoptimizes
 every time): 770k instructions per example in the same measurement.
+On CPython 3.13+, where a materialized dict keeps the inline values, this part
+does nothing.
+
+(Set order is the other difference pickling makes: a set's iteration order
+depends on its insertion history and on the process's hash seed, so it is not
+restored. Models that need a fixed feature order use
+:class:`~streamml.learning.transform.SelectInOrder` instead of River's
+``Select``.)
+
 :mod:`streamml.learning.artifact` calls it after every model dump and load,
-the Trainer and the Evaluator after packing or unpacking their state, the
-subscriber client after loading a release. On CPython 3.13+, where a
-materialized dict keeps the inline values, it does nothing.
+the Trainer after packing or unpacking its state,
+the Evaluator after packing or unpacking its state, the subscriber client after
+loading a release.
 
 >>> import pickle
 >>> from river import preprocessing
 >>> scaler = preprocessing.StandardScaler(); _ = pickle.dumps(scaler)
->>> unsplit_dicts(scaler) >= (1 if NEEDED else 0), scaler.with_std
+>>> settle(scaler) >= (1 if NEEDED else 0), scaler.with_std
 (True, True)
 """
 
@@ -46,7 +56,7 @@ _OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType
            types.MemberDescriptorType, str, bytes, bytearray, int, float, complex)
 
 
-def unsplit_dicts(root: Any, *, limit: int = 1_000_000) -> int:
+def settle(root: Any, *, limit: int = 1_000_000) -> int:
     """Give every plain instance reachable from ``root`` a combined ``__dict__``.
 
     Walks containers and instances (not classes, modules or functions), at most
