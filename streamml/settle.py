@@ -39,6 +39,7 @@ loading a release.
 
 from __future__ import annotations
 
+import functools
 import gc
 import sys
 import types
@@ -51,20 +52,24 @@ _MANAGED_DICT = 1 << 4  # Py_TPFLAGS_MANAGED_DICT (3.11, 3.12)
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE
 # never walked into: they lead to modules, classes and code, not to a model's state
 _OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
-           types.CodeType, types.FrameType, types.MethodDescriptorType,
-           types.WrapperDescriptorType, types.GetSetDescriptorType,
+           types.MethodType, functools.partial, types.CodeType, types.FrameType,
+           types.MethodDescriptorType, types.WrapperDescriptorType, types.GetSetDescriptorType,
            types.MemberDescriptorType, str, bytes, bytearray, int, float, complex)
 
 
 def settle(root: Any, *, limit: int = 1_000_000) -> int:
     """Give every plain instance reachable from ``root`` a combined ``__dict__``.
 
-    Walks containers and instances (not classes, modules or functions), at most
-    ``limit`` objects. Values are untouched: the objects are the same objects
-    with the same attributes. Returns how many instances got a new dict.
+    Walks containers and instances (not classes, modules, functions or bound
+    methods), at most ``limit`` objects, and changes only River objects
+    (``river.base.Base``: estimators, transformers, statistics, optimizers) whose
+    class keeps ``object.__setattr__``. Values are untouched: the objects are the
+    same objects with the same attributes. Returns how many got a new dict.
     """
     if not NEEDED:
         return 0
+    from river.base import Base
+
     seen: set[int] = set()
     stack = [root]
     changed = 0
@@ -74,7 +79,8 @@ def settle(root: Any, *, limit: int = 1_000_000) -> int:
             continue
         seen.add(id(obj))
         flags = type(obj).__flags__
-        if flags & _MANAGED_DICT and flags & _HEAPTYPE:
+        if (flags & _MANAGED_DICT and flags & _HEAPTYPE and isinstance(obj, Base)
+                and type(obj).__setattr__ is object.__setattr__):
             d = obj.__dict__
             if type(d) is dict:
                 try:

@@ -56,10 +56,21 @@ def _transformer_many(step: Any) -> bool:
 
 
 def as_table(xs: Sequence[dict[str, Any]], ys: Sequence[Any]) -> tuple[pa.Table, Any] | None:
-    """The batch as ``(X, y)`` for ``learn_many``; ``None`` if the features make no table."""
+    """The batch as ``(X, y)`` for ``learn_many``; ``None`` if the features make no table.
+
+    Columns are every key of any row (absent: null), each typed from all its values.
+
+    >>> X, y = as_table([{"x": 1.0}, {"x": 2.0, "z": 5.0}], [True, False])
+    >>> X.to_pylist(), y.to_pylist()
+    ([{'x': 1.0, 'z': None}, {'x': 2.0, 'z': 5.0}], [True, False])
+    >>> as_table([{"x": 1}, {"x": "a"}], [1, 2]) is None  # a column of numbers and text
+    True
+    """
+    keys = dict.fromkeys(k for x in xs for k in x)
     try:
-        return pa.Table.from_pylist(list(xs)), pa.chunked_array([pa.array(list(ys))])
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+        table = pa.Table.from_pydict({str(k): [x.get(k) for x in xs] for k in keys})
+        return table, pa.chunked_array([pa.array(list(ys))])
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
         return None
 
 
@@ -81,11 +92,14 @@ def learn_each(predict: Callable[[dict], Any], learn: Callable[..., None], class
 
 
 def learn_batch(model: Any, classification: bool, sums: dict[str, float], X: pa.Table, y: Any,
-                ys: Sequence[Any]) -> None:
+                xs: Sequence[dict[str, Any]], ys: Sequence[Any]) -> None:
     """Test-then-train one mini-batch with ``predict_*_many`` + ``learn_many``."""
     if sums:
         if classification:
-            _score_probabilities(as_arrow(model.predict_proba_many(X)), ys, sums)
+            # the model's own class values (columns are named by their text): a label
+            # matches its class as a dict key would (1 is True), not by its text
+            classes = list(model.predict_proba_one(xs[0]))
+            _score_probabilities(as_arrow(model.predict_proba_many(X)), classes, ys, sums)
         else:
             pred = np.asarray(_column(model.predict_many(X)), dtype=np.float64)
             truth = np.asarray([float(v) for v in ys], dtype=np.float64)
@@ -110,7 +124,7 @@ def learn_buffered(plan: Sequence[tuple[Any, Any, Any, bool, dict[str, float]]],
             if table is not None:
                 X, y = table
                 if lr.batches:
-                    learn_batch(lr.model, classification, sums, X, y, ys)
+                    learn_batch(lr.model, classification, sums, X, y, xs, ys)
                 else:
                     learn_each(predict, _no_learning, classification, sums, xs, ys)
                     lr.model.learn_many(X, y)
@@ -130,16 +144,19 @@ def _column(values: Any) -> list[Any]:
     return list(to_list()) if to_list else list(values)
 
 
-def _score_probabilities(proba: pa.Table, ys: Sequence[Any], sums: dict[str, float]) -> None:
-    """Accuracy and log-loss sums from a table of class probabilities (one column a class)."""
+def _score_probabilities(proba: pa.Table, classes: Sequence[Any], ys: Sequence[Any],
+                         sums: dict[str, float]) -> None:
+    """Accuracy and log-loss sums from a table of class probabilities (a column per class,
+    named by the class's text; ``classes``: the class values)."""
     names = proba.column_names
     if not names:
         sums["log_loss"] -= len(ys) * math.log(1e-15)
         return
     m = np.column_stack([np.nan_to_num(proba.column(c).to_numpy(zero_copy_only=False))
                          for c in names])
-    col = {name: j for j, name in enumerate(names)}
-    idx = np.array([col.get(str(v), -1) for v in ys], dtype=np.int64)
+    position = {name: j for j, name in enumerate(names)}
+    col = {c: position[str(c)] for c in classes if str(c) in position}
+    idx = np.array([col.get(v, -1) for v in ys], dtype=np.int64)
     known = idx >= 0
     rows = np.arange(len(ys))
     p = np.where(known, m[rows, np.maximum(idx, 0)], 0.0)

@@ -110,7 +110,7 @@ class Coerce(base.MiniBatchTransformer):
             col = table.column(f).combine_chunks() if f in names else pa.nulls(n, pa.float64())
             t = col.type
             if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_null(t):
-                col = pc.cast(col, pa.float64())
+                col = pc.cast(col, pa.float64(), safe=False)  # big ints round, as float()
                 cols[f] = pc.if_else(pc.is_finite(col), col, None)  # NaN and ±inf: missing
             else:  # text, bools, mixed: value by value, as transform_one
                 cols[f] = pa.array([_to_float(v) for v in col.to_pylist()], pa.float64())
@@ -139,6 +139,9 @@ class SelectInOrder(compose.Select):
     def __init__(self, *keys: str) -> None:
         super().__init__(*keys)
         self.order = tuple(dict.fromkeys(keys))
+
+    def _get_params(self) -> dict[str, Any]:
+        return {"_POSITIONAL_ARGS": self.order}  # clone() keeps the order
 
     def transform_one(self, x: dict) -> dict:
         return {k: x[k] for k in self.order}
@@ -195,7 +198,7 @@ class MeanImputer(base.MiniBatchTransformer):
         table = as_arrow(X)
         for f, mean in self.means.items():
             if f in table.column_names:
-                col = pc.cast(table.column(f), pa.float64()).drop_null()
+                col = pc.cast(table.column(f), pa.float64(), safe=False).drop_null()
                 if len(col):  # Welford's merge of the batch's mean, as stats.Mean does it
                     n = len(col)
                     batch = pc.mean(col).as_py()
@@ -206,10 +209,13 @@ class MeanImputer(base.MiniBatchTransformer):
     def transform_many(self, X: Any) -> pa.Table:
         table = as_arrow(X)
         for f, mean in self.means.items():
-            if f in table.column_names:
+            if f in table.column_names:  # a missing column is all missing, as in transform_one
                 i = table.column_names.index(f)
-                col = pc.cast(table.column(f), pa.float64())
+                col = pc.cast(table.column(f), pa.float64(), safe=False)
                 table = table.set_column(i, f, pc.fill_null(col, mean.get()))
+            else:
+                table = table.append_column(f, pa.array([mean.get()] * table.num_rows,
+                                                        pa.float64()))
         return table
 
 
@@ -361,7 +367,7 @@ def resolve_builder(source: ModelSource) -> Callable[[], Any]:
     """
     if isinstance(source, str):
         path, sep, function = source.rpartition(":")
-        if sep and function.isidentifier():  # "module_or_file:function"
+        if sep and path and function.isidentifier():  # "module_or_file:function"
             module = import_user_module(path, what="model source")
             build = getattr(module, function, None)
             if not callable(build):

@@ -81,8 +81,12 @@ def test_learns_exactly_like_a_bare_learn_many_loop() -> None:
     assert probe(t) == [bare.predict_proba_one(x).get(True, 0.0) for x in PROBES]
 
 
-def test_progressive_metrics_of_a_batch_match_one_at_a_time_predictions() -> None:
+@pytest.mark.parametrize("as_int", [False, True])  # 0/1 labels match the classes True/False
+def test_progressive_metrics_of_a_batch_match_one_at_a_time_predictions(as_int: bool) -> None:
     msgs = [example(i) for i in range(80)]
+    if as_int:
+        for m in msgs:
+            m.value["label"] = int(m.value["label"])
     t = Trainer("p", {"a": SPEC}, snapshot_every=1000, mini_batch=40)
     run(t, msgs[:40], 40)  # the first batch: predicted one at a time, learned at once
     model = t.learners["a"].model
@@ -153,3 +157,30 @@ def test_coerce_many_matches_coerce_one() -> None:
     coerce = Coerce(numeric=("n", "f", "s", "absent"), categorical=("c", "b", "gone"))
     many = coerce.transform_many(pa.Table.from_pylist(rows)).to_pylist()
     assert many == [coerce.transform_one(r) for r in rows]
+
+
+def test_big_ints_and_rows_missing_keys_learn_as_one_at_a_time() -> None:
+    spec = {"numeric": ["x", "z"], "model": "linear_regression"}
+    rows = [({"x": 2**53 + 1}, 1.0), ({"x": 1, "z": 2.0}, 2.0), ({"x": 3}, 3.0),
+            ({"x": 2**64, "z": 1.0}, 4.0)]  # beyond int64: that batch learns one at a time
+    msgs = [Message("p.examples", 0, i, i, str(i), {"id": str(i), "split": "train",
+                    "event_time": i, "features": x, "label": y})
+            for i, (x, y) in enumerate(rows)]
+    batched = Trainer("p", {"a": spec}, snapshot_every=100, mini_batch=2)
+    run(batched, msgs, 4)
+    assert batched.learners["a"].examples_seen == 4 and batched.learners["a"].batches == 1
+    coerce = Coerce(numeric=("x", "z"))
+    table = pa.Table.from_pylist([{"x": 2**53 + 1, "z": None}, {"x": -(2**60), "z": 2.0}])
+    assert coerce.transform_many(table).to_pylist() == [
+        coerce.transform_one(r) for r in table.to_pylist()]
+
+
+def test_select_in_order_keeps_its_order_through_clone_and_pickle() -> None:
+    import pickle
+
+    from streamml.learning.transform import SelectInOrder
+
+    sel = SelectInOrder("e", "b", "a", "d", "c")
+    for other in (sel.clone(), pickle.loads(pickle.dumps(sel))):
+        assert other.order == ("e", "b", "a", "d", "c")
+        assert list(other.transform_one(dict.fromkeys("abcde", 0))) == list("ebadc")
