@@ -113,7 +113,7 @@ def test_a_restored_trainer_learns_exactly_like_an_uninterrupted_one_whatever_th
     )
     root = Path(__file__).resolve().parents[2]
     failures = []
-    for seed in range(24):  # 14 broke it while spec models used River's set-ordered Select
+    for seed in range(16):  # 14 broke it while spec models used River's set-ordered Select
         env = {**os.environ, "PYTHONHASHSEED": str(seed)}
         proc = subprocess.run([sys.executable, "-c", code], cwd=root, env=env,
                               capture_output=True, text=True, check=False)
