@@ -153,3 +153,20 @@ def test_a_trainer_restored_in_another_process_learns_bit_for_bit_alike(tmp_path
                               capture_output=True, text=True, check=True)
         out[name] = proc.stdout
     assert json.loads(out["second"]) == json.loads(out["whole"])
+
+
+@needs_split_dicts
+def test_trainer_models_stay_combined_across_snapshot_and_restore() -> None:
+    from streamml.learning.trainer import Trainer
+    from streamml.processors.base import Message
+
+    t = Trainer("p", {"lin": {"numeric": ["x"], "model": "linear_regression"}}, snapshot_every=7)
+    t.process([Message("p.examples", 0, i, i, str(i), {
+        "id": str(i), "split": "train", "event_time": i, "features": {"x": float(i)},
+        "label": 2.0 * i}) for i in range(20)])  # two candidates pickled the model
+    state = t.snapshot()
+    t2 = t.clone()
+    t2.restore(state)
+    for trainer in (t, t2):
+        m = trainer.learners["lin"].model
+        assert all(combined(o) for o in (m, *m.steps.values()))
