@@ -16,6 +16,9 @@ from streamml.log import parse_broker_url
 @click.option("--component", "-c", default=None, metavar="NAME",
               help="PROCESSOR is a pipeline (module:attr or a .py file): run its component "
                    "NAME (the same as streamml run PIPELINE -c NAME).")
+@click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
+              help="With -c: keyword argument of the pipeline's build function, as for "
+                   "streamml run -o (e.g. -o mini_batch=500). Repeatable.")
 @click.option("--pipeline", "-p", default=None,
               help="Pipeline name, the <p> of <p>.<role> topics. Default: the pipeline setting "
                    "(with -c: the pipeline definition's name).")
@@ -28,8 +31,9 @@ from streamml.log import parse_broker_url
 @click.option("--loglevel", default="WARNING", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 @pass_state
-def command(state: CliState, processor: str, component: str | None, pipeline: str | None,
-            workdir: str | None, web_port: int | None, batch_size: int, loglevel: str) -> None:
+def command(state: CliState, processor: str, component: str | None, options: tuple[str, ...],
+            pipeline: str | None, workdir: str | None, web_port: int | None, batch_size: int,
+            loglevel: str) -> None:
     """Run PROCESSOR as a faust-streaming worker on Kafka (kafka:// broker only).
 
     PROCESSOR is module:callable, a Processor class or factory that takes no
@@ -42,6 +46,7 @@ def command(state: CliState, processor: str, component: str | None, pipeline: st
     With -c NAME, PROCESSOR is a pipeline definition instead and the worker
     runs its component NAME, built from that definition (user module, gate,
     signing key and all): streamml worker examples/taxi_pipeline.py -c trainer.
+    Give it the same -o options as the streamml run of the rest of the pipeline.
     Pipeline components keep one state over all their input partitions (one
     active worker per component).
 
@@ -52,6 +57,8 @@ def command(state: CliState, processor: str, component: str | None, pipeline: st
     worker cleanly.
     """
     settings = state.settings
+    if options and component is None:
+        raise ConfigError("-o/--option needs -c: options go to a pipeline's build function")
     scheme, _ = parse_broker_url(settings.broker)
     if scheme != "kafka":
         raise ConfigError(
@@ -59,10 +66,12 @@ def command(state: CliState, processor: str, component: str | None, pipeline: st
             "use --broker kafka://HOST:PORT or STREAMML_BROKER"
         )
     if component is not None:
+        from streamml.cli.run import parse_options
         from streamml.pipeline import load_pipeline
         from streamml.pipeline.workers import component_host
 
-        definition = load_pipeline(processor, settings, name=pipeline)
+        definition = load_pipeline(processor, settings, name=pipeline,
+                                   **parse_options(options))
         host = component_host(definition, component, settings, workdir=workdir,
                               web_port=web_port, batch_size=batch_size)
     else:

@@ -71,9 +71,14 @@ def load_pipeline(ref: str, settings: Settings | None = None, *, name: str | Non
         raise ConfigError(f"{ref} is neither a Pipeline nor a callable that builds one")
     settings = settings or load_settings()
     params = inspect.signature(obj).parameters
+    any_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    unknown = sorted(k for k in options if k not in params and not any_keyword)
+    if unknown:  # a typo (-o mini_bach=500) must not be silently ignored
+        takes = [k for k in list(params)[1:] if k != "name"]
+        raise ConfigError(f"{ref} takes no option {', '.join(unknown)}; its options: "
+                          f"{', '.join(takes) or 'none'}")
     kwargs = {k: v for k, v in {"name": name, **options}.items()
-              if v is not None and (k in params or any(
-                  p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()))}
+              if v is not None and (k in params or any_keyword)}
     pipeline = obj(settings, **kwargs)
     if not isinstance(pipeline, Pipeline):
         raise ConfigError(f"{ref} returned {type(pipeline).__name__}, not a Pipeline")

@@ -51,6 +51,7 @@ def test_exclude_unknown_component_is_a_config_error(tmp_path: Path) -> None:
     (["-c", "trainer"], "needs --broker kafka://HOST:PORT"),
     (["-o", "no-equals"], "--option must look like KEY=VALUE"),
     (["-c", "nope"], "needs --broker kafka://"),
+    (["-o", "pases=1"], "takes no option pases; its options: passes, window, drift"),
 ])
 def test_user_errors_are_one_line(broker: str, args: list[str], needle: str) -> None:
     assert_one_line_error(run_cli("run", DRIFT, *args, broker=broker), needle)
@@ -61,3 +62,10 @@ def test_worker_component_user_errors(tmp_path: Path) -> None:
     assert_one_line_error(proc, "ingest/penguins is a connector, not a processor")
     proc = run_cli("worker", DRIFT, "-c", "nope", broker="kafka://127.0.0.1:1")
     assert_one_line_error(proc, "has no component 'nope'")
+    proc = run_cli("worker", DRIFT, "-o", "passes=1", broker="kafka://127.0.0.1:1")
+    assert_one_line_error(proc, "-o/--option needs -c")
+    proc = run_cli("worker", DRIFT, "-c", "nope", "-o", "passes=1", broker="kafka://127.0.0.1:1")
+    assert_one_line_error(proc, "has no component 'nope'")  # the options reached the build
+    proc = run_cli("worker", DRIFT, "-c", "statistics_gen", "-o", "nope=1",
+                   broker="kafka://127.0.0.1:1")
+    assert_one_line_error(proc, "takes no option nope; its options: passes, window, drift")
