@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,34 @@ class PendingBatch:
     ranges: dict[tuple[str, int], list[int]] = field(default_factory=dict)
     first: int | None = None
     last: int | None = None
+
+    def book(self, n: int, first: int | None, last: int | None) -> None:
+        """Add a segment's example count and event-time range."""
+        self.n += n
+        if first is not None and (self.first is None or first < self.first):
+            self.first = first
+        if last is not None and (self.last is None or last > self.last):
+            self.last = last
+
+    def apply(self, learners: Iterable[Learner]) -> None:
+        """Count these examples as learned by every learner (metrics' n, ranges, times)."""
+        for learner in learners:
+            if learner.metrics:
+                learner.metrics["n"] += self.n
+            learner.examples_seen += self.n
+            learner.since_snapshot += self.n
+            for tp, (lo, hi) in self.ranges.items():
+                r = learner.ranges.get(tp)
+                if r is None:
+                    learner.ranges[tp] = [lo, hi]
+                else:
+                    r[0], r[1] = min(r[0], lo), max(r[1], hi)
+            if self.first is not None and (learner.first_time is None
+                                           or self.first < learner.first_time):
+                learner.first_time = self.first
+            if self.last is not None and (learner.last_time is None
+                                          or self.last > learner.last_time):
+                learner.last_time = self.last
 
 
 def progressive_metrics(task: str) -> dict[str, float]:

@@ -261,7 +261,7 @@ class Trainer(Processor):
         until = self.snapshot_every - self.since_snapshot  # examples before the next cut
         seen, untyped = self._seen_keys, self._untyped
         batched, buffer = self.mini_batch, self._buffer
-        # the current micro-batch segment's bookkeeping, in locals (see _book)
+        # the current micro-batch segment's bookkeeping, in locals (see PendingBatch.book)
         n, first, last = 0, None, None
         cur_topic, cur_partition = None, -1
         r: list[int] = []  # the offset range of (cur_topic, cur_partition)
@@ -312,7 +312,7 @@ class Trainer(Processor):
             until -= 1
             if by_count and until > 0:
                 continue
-            self._book(n, first, last)
+            self._pending.book(n, first, last)
             n, first, last = 0, None, None
             self.since_snapshot = self.snapshot_every - until
             if self._snapshot_due(t):
@@ -326,7 +326,7 @@ class Trainer(Processor):
                 plan = self._plan()
             by_count = self.snapshot_every_ms is None
             until = self.snapshot_every - self.since_snapshot
-        self._book(n, first, last)
+        self._pending.book(n, first, last)
         self.since_snapshot = self.snapshot_every - until
 
     def _learn_buffer(self) -> None:
@@ -334,15 +334,6 @@ class Trainer(Processor):
         if self._buffer:
             buf, self._buffer = self._buffer, []
             learn_buffered(self._plan(), [x for x, _ in buf], [y for _, y in buf])
-
-    def _book(self, n: int, first: int | None, last: int | None) -> None:
-        """Add a segment's example count and event-time range to the pending batch."""
-        pend = self._pending
-        pend.n += n
-        if first is not None and (pend.first is None or first < pend.first):
-            pend.first = first
-        if last is not None and (pend.last is None or last > pend.last):
-            pend.last = last
 
     def _note_features(self, x: Mapping[str, Any]) -> None:
         """Record the type of every feature not typed yet (missing values have none).
@@ -363,25 +354,9 @@ class Trainer(Processor):
 
     def _flush(self) -> None:
         """Apply the micro-batch's pending bookkeeping to every learner."""
-        pend = self._pending
-        if not pend.n:
-            return
-        for learner in self.learners.values():
-            if learner.metrics:
-                learner.metrics["n"] += pend.n
-            learner.examples_seen += pend.n
-            learner.since_snapshot += pend.n
-            for tp, (lo, hi) in pend.ranges.items():
-                r = learner.ranges.get(tp)
-                if r is None:
-                    learner.ranges[tp] = [lo, hi]
-                else:
-                    r[0], r[1] = min(r[0], lo), max(r[1], hi)
-            if learner.first_time is None or pend.first < learner.first_time:  # type: ignore[operator]
-                learner.first_time = pend.first
-            if learner.last_time is None or pend.last > learner.last_time:  # type: ignore[operator]
-                learner.last_time = pend.last
-        self._pending = PendingBatch()
+        if self._pending.n:
+            self._pending.apply(self.learners.values())
+            self._pending = PendingBatch()
 
     def _snapshot_due(self, t: int) -> bool:
         if self.last_snapshot_time is None:
