@@ -1,13 +1,17 @@
-"""Mini-batch learning: River's ``learn_many`` on pyarrow Tables, test-then-train.
+"""How the Trainer's learners learn a run of examples, test-then-train: one at a
+time, or in mini-batches with River's ``learn_many`` on pyarrow Tables.
 
-The Trainer's ``mini_batch=N`` mode buffers ``N`` labelled examples and hands them
-to each challenger at once. A model whose every step has ``learn_many`` and
-``transform_many`` (the estimator ``predict_proba_many`` or ``predict_many``)
-learns the batch as one pyarrow Table (River reads it through narwhals, no
-pandas needed); its progressive metrics come from predicting the whole batch
-before learning it. Any other model learns the same examples one at a time, in
-the same order, so its results do not change. A batch whose features do not
-make a table (a column mixing numbers and text, say) is learned one at a time.
+The Trainer buffers labelled examples and calls :func:`learn_buffered` at a
+candidate cut and at the end of each input batch; each learner then learns the
+run in turn (:func:`learn_each`, the hot loop). Its ``mini_batch=N`` mode waits
+for ``N`` examples instead and hands them to each challenger at once. A model
+whose every step has ``learn_many`` and ``transform_many`` (the estimator
+``predict_proba_many`` or ``predict_many``) learns the batch as one pyarrow
+Table (River reads it through narwhals, no pandas needed); its progressive
+metrics come from predicting the whole batch before learning it. Any other
+model learns the same examples one at a time, in the same order, so its results
+do not change. A batch whose features do not make a table (a column mixing
+numbers and text, say) is learned one at a time.
 
 >>> from river import linear_model, preprocessing
 >>> supports_many(preprocessing.StandardScaler() | linear_model.LinearRegression())
@@ -75,10 +79,10 @@ def as_table(xs: Sequence[dict[str, Any]], ys: Sequence[Any]) -> tuple[pa.Table,
 
 
 def learn_each(predict: Callable[[dict], Any], learn: Callable[..., None], classification: bool,
-               sums: dict[str, float], xs: Sequence[dict[str, Any]], ys: Sequence[Any]) -> None:
-    """Test-then-train one example at a time (the Trainer's per-example semantics)."""
+               sums: dict[str, float], rows: Sequence[tuple[dict[str, Any], Any]]) -> None:
+    """Test-then-train one example at a time: the Trainer's hot loop, per learner."""
     log = math.log
-    for x, y in zip(xs, ys, strict=True):
+    for x, y in rows:
         if sums:
             if classification:
                 proba = predict(x)
@@ -108,29 +112,32 @@ def learn_batch(model: Any, classification: bool, sums: dict[str, float], X: pa.
 
 
 def learn_buffered(plan: Sequence[tuple[Any, Any, Any, bool, dict[str, float]]],
-                   xs: Sequence[dict[str, Any]], ys: Sequence[Any]) -> None:
-    """Every learner of the Trainer's ``plan`` learns the mini-batch ``xs``/``ys``.
+                   rows: Sequence[tuple[dict[str, Any], Any]], many: bool) -> None:
+    """Every learner of the Trainer's ``plan`` learns ``rows`` (``(x, y)``, in order).
 
-    A model learns its first mini-batch's predictions one at a time (its
-    ``*_many`` transforms need columns they have learned), later ones with
-    ``predict_*_many``; models without ``learn_many`` learn one at a time.
+    Learners are independent, so each learns the whole run in turn. With
+    ``many`` (``mini_batch`` mode) a model that supports it learns them as one
+    ``learn_many`` batch: its first batch's predictions are made one at a time
+    (its ``*_many`` transforms need columns they have learned), later ones with
+    ``predict_*_many``. Everything else learns one at a time.
     """
+    xs: list[dict[str, Any]] | None = None
     table: tuple[pa.Table, Any] | None = None
-    tried = False  # the table is built once, for the first learner that can use it
     for lr, predict, learn, classification, sums in plan:
-        if supports_many(lr.model):
-            if not tried:
-                table, tried = as_table(xs, ys), True
+        if many and supports_many(lr.model):
+            if xs is None:  # the table is built once, for the first learner that can use it
+                xs, ys = [x for x, _ in rows], [y for _, y in rows]
+                table = as_table(xs, ys)
             if table is not None:
                 X, y = table
                 if lr.batches:
                     learn_batch(lr.model, classification, sums, X, y, xs, ys)
                 else:
-                    learn_each(predict, _no_learning, classification, sums, xs, ys)
+                    learn_each(predict, _no_learning, classification, sums, rows)
                     lr.model.learn_many(X, y)
                 lr.batches += 1
                 continue
-        learn_each(predict, learn, classification, sums, xs, ys)
+        learn_each(predict, learn, classification, sums, rows)
 
 
 def _no_learning(x: Any, y: Any) -> None:

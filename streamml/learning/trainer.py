@@ -246,21 +246,25 @@ class Trainer(Processor):
                    out: list[Emit]) -> None:
         """Test-then-train every learner on each ready example, in order.
 
-        Per-example bookkeeping (counts, offset ranges, event times) is accumulated
-        in :attr:`_pending` and applied to the learners by :meth:`_flush` (before a
+        Examples are buffered, then learned by ``minibatch.learn_buffered`` (each
+        learner in turn over the run, in a tight loop) at a candidate cut and at
+        the end, or every ``mini_batch`` examples. Per-example
+        bookkeeping (counts, offset ranges, event times) is accumulated in
+        :attr:`_pending` and applied to the learners by :meth:`_flush` (before a
         candidate is cut, at the end of the batch and before any state is read).
-        This is the Trainer's hot loop: everything it needs is a local.
+        Everything the loop needs is a local.
         """
         if not ready:
             return
-        features_of, log, isfinite = self._features, math.log, math.isfinite
+        features_of, isfinite = self._features, math.isfinite
         classes = self.classes
         classify = any(lr.task == "classification" for lr in self.learners.values())
-        plan = self._plan()
         by_count = self.snapshot_every_ms is None and self.last_snapshot_time is not None
         until = self.snapshot_every - self.since_snapshot  # examples before the next cut
         seen, untyped = self._seen_keys, self._untyped
-        batched, buffer = self.mini_batch, self._buffer
+        # examples wait in the buffer until a mini-batch is full (mini_batch mode), or
+        # until a candidate is cut or the run ends (then learned each in turn)
+        batched, buffer = self.mini_batch or len(ready) + 1, self._buffer
         # the current micro-batch segment's bookkeeping, in locals (see PendingBatch.book)
         n, first, last = 0, None, None
         cur_topic, cur_partition = None, -1
@@ -280,23 +284,10 @@ class Trainer(Processor):
                         break
             if classify and y not in classes:
                 classes.add(y)
-            if batched:
-                buffer.append((x, y))
-                if len(buffer) >= batched:
-                    self._learn_buffer()
-                    buffer = self._buffer
-            else:
-                for _, predict, learn, classification, sums in plan:
-                    if sums:
-                        if classification:
-                            proba = predict(x)
-                            if proba and max(proba, key=proba.get) == y:
-                                sums["correct"] += 1.0
-                            p = proba.get(y, 0.0)
-                            sums["log_loss"] -= log(1e-15 if p < 1e-15 else 1.0 if p > 1.0 else p)
-                        else:
-                            sums["abs_error"] += abs(float(y) - float(predict(x) or 0.0))
-                    learn(x, y)
+            buffer.append((x, y))
+            if len(buffer) >= batched:
+                self._learn_buffer()
+                buffer = self._buffer
             n += 1
             if partition != cur_partition or topic != cur_topic:
                 cur_topic, cur_partition = topic, partition
@@ -323,17 +314,18 @@ class Trainer(Processor):
                 self._flush()
                 cur_topic = None  # a new PendingBatch: look the range up again
                 out.extend(self._candidates())
-                plan = self._plan()
             by_count = self.snapshot_every_ms is None
             until = self.snapshot_every - self.since_snapshot
         self._pending.book(n, first, last)
         self.since_snapshot = self.snapshot_every - until
+        if self.mini_batch is None:
+            self._learn_buffer()  # before the label join or the learners change again
 
     def _learn_buffer(self) -> None:
-        """Learn the buffered mini-batch (``learn_many`` where a model supports it)."""
+        """Learn the buffered examples (``learn_many`` mini-batches in ``mini_batch`` mode)."""
         if self._buffer:
-            buf, self._buffer = self._buffer, []
-            learn_buffered(self._plan(), [x for x, _ in buf], [y for _, y in buf])
+            rows, self._buffer = self._buffer, []
+            learn_buffered(self._plan(), rows, many=self.mini_batch is not None)
 
     def _note_features(self, x: Mapping[str, Any]) -> None:
         """Record the type of every feature not typed yet (missing values have none).

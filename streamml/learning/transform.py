@@ -199,12 +199,8 @@ class MeanImputer(base.MiniBatchTransformer):
         for f, mean in self.means.items():
             if f in table.column_names:
                 col = pc.cast(table.column(f), pa.float64(), safe=False).drop_null()
-                if len(col):  # Welford's merge of the batch's mean, as stats.Mean does it
-                    n = len(col)
-                    batch = pc.mean(col).as_py()
-                    total = mean.n + n
-                    mean._mean += (batch - mean._mean) * n / total
-                    mean.n = total
+                if len(col):  # the batch's mean, weighted by its count
+                    mean.update(pc.mean(col).as_py(), w=len(col))
 
     def transform_many(self, X: Any) -> pa.Table:
         table = as_arrow(X)

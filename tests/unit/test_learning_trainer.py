@@ -220,3 +220,18 @@ def test_micro_batch_bookkeeping_equals_one_at_a_time(cuts: list[int], at: int) 
                                    lr.metrics)
     assert t1.join.counters() == t2.join.counters()
     assert t1.join.joined and t1.join.expired  # the join and its TTL are exercised
+
+
+def test_after_each_call_every_learner_has_learned_every_example_it_counts() -> None:
+    from streamml.learning.transform import build_from_spec
+
+    msgs = [example(i) for i in range(70)]  # no candidate is cut: nothing else learns them
+    t = Trainer("p", {"a": SPEC}, snapshot_every=1000)
+    bare = build_from_spec(SPEC)
+    for k in range(0, 70, 23):
+        t.process(msgs[k:k + 23])
+        for m in msgs[k:k + 23]:
+            bare.learn_one(dict(m.value["features"]), m.value["label"])
+        assert t.learners["a"].examples_seen == min(k + 23, 70)
+        assert [t.learners["a"].model.predict_proba_one(x) for x in PROBES] == [
+            bare.predict_proba_one(x) for x in PROBES]
