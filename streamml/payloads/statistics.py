@@ -139,7 +139,8 @@ class FeatureStatistics(Payload):
 
     StatisticsGen writes one entry, ``accumulator``: the feature accumulator's JSON
     state (exact moments and counts, KLL, HyperLogLog and Misra–Gries sketches),
-    zlib-compressed and base64-encoded (``streamml.statistics.FeatureAccumulator``)."""
+    as ``zstd:<size>:<base64 of zstd>`` (older records: base64 of zlib, still read;
+    ``streamml.statistics.FeatureAccumulator``)."""
 
 
 class StatisticsWindow(Payload):

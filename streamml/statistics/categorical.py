@@ -25,7 +25,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from streamml.payloads.statistics import CategoricalStatistics, ValueCount
+from streamml.payloads.statistics import CategoricalStatistics
 from streamml.statistics.hll import HyperLogLog
 from streamml.statistics.options import StatisticsOptions
 from streamml.statistics.topk import MisraGries
@@ -78,15 +78,19 @@ class CategoricalAccumulator:
 
     def extract(self, options: StatisticsOptions) -> CategoricalStatistics:
         """The payload statistics."""
+        return CategoricalStatistics.model_validate(self.extract_dict(options))
+
+    def extract_dict(self, options: StatisticsOptions) -> dict[str, Any]:
+        """:meth:`extract` as its JSON dict (``to_json()``), built without the models."""
         exact = self.top_k.exact
         distinct = len(self.top_k.counts) if exact else min(self.n, round(self.distinct.estimate()))
-        return CategoricalStatistics(
-            distinct=distinct, distinct_exact=exact,
-            top_values=[ValueCount(value=v, count=c)
-                        for v, c in self.top_k.top(options.num_top_values)],
-            avg_length=self.length_sum / self.n_strings if self.n_strings else None,
-            top_values_max_error=self.top_k.max_error,
-        )
+        return {
+            "distinct": distinct, "distinct_exact": exact,
+            "top_values": [{"value": v, "count": float(c)}
+                           for v, c in self.top_k.top(options.num_top_values)],
+            "avg_length": self.length_sum / self.n_strings if self.n_strings else None,
+            "top_values_max_error": float(self.top_k.max_error),
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able state."""

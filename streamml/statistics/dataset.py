@@ -87,6 +87,11 @@ class StatisticsAccumulator:
         return {name: self.features[name].extract(self.options, with_sketches)
                 for name in sorted(self.features)}
 
+    def extract_dict(self, with_sketches: bool = False) -> dict[str, dict[str, Any]]:
+        """:meth:`extract` as JSON dicts (``FeatureStatistics.to_json()`` of each)."""
+        return {name: self.features[name].extract_dict(self.options, with_sketches)
+                for name in sorted(self.features)}
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able state (options included, so a restore needs nothing else)."""
         return {"options": self.options.to_dict(), "num_examples": self.num_examples,

@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from streamml.payloads.base import FeatureType
-from streamml.payloads.statistics import FeatureStatistics, ValuesPerExample
+from streamml.payloads.statistics import FeatureStatistics
 from streamml.statistics._codec import pack_state, unpack_state
 from streamml.statistics.categorical import CategoricalAccumulator
 from streamml.statistics.columns import Column
@@ -116,19 +116,23 @@ class FeatureAccumulator:
     def extract(self, options: StatisticsOptions | None = None,
                 with_sketches: bool = False) -> FeatureStatistics:
         """The payload statistics; ``with_sketches`` adds the packed state for merging."""
+        return FeatureStatistics.model_validate(self.extract_dict(options, with_sketches))
+
+    def extract_dict(self, options: StatisticsOptions | None = None,
+                     with_sketches: bool = False) -> dict[str, Any]:
+        """:meth:`extract` as its JSON dict (``to_json()``), built without the models."""
         opts = options or self.options
         vpe = None
         if self.lists:
-            assert self.list_min is not None and self.list_max is not None
-            vpe = ValuesPerExample(min=self.list_min, max=self.list_max,
-                                   mean=self.list_sum / self.lists)
-        return FeatureStatistics(
-            type=self.type, count=self.present, num_missing=self.missing,
-            type_counts=dict(sorted(self.type_counts.items())), values_per_example=vpe,
-            numeric=self.numeric.extract(opts) if self.numeric is not None else None,
-            categorical=self.categorical.extract(opts) if self.categorical is not None else None,
-            sketches={SKETCH_KEY: pack_state(self.to_dict())} if with_sketches else {},
-        )
+            vpe = {"min": self.list_min, "max": self.list_max, "mean": self.list_sum / self.lists}
+        return {
+            "type": self.type, "count": self.present, "num_missing": self.missing,
+            "type_counts": dict(sorted(self.type_counts.items())), "values_per_example": vpe,
+            "numeric": self.numeric.extract_dict(opts) if self.numeric is not None else None,
+            "categorical": (self.categorical.extract_dict(opts)
+                            if self.categorical is not None else None),
+            "sketches": {SKETCH_KEY: pack_state(self.to_dict())} if with_sketches else {},
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able state (without the options, which are configuration)."""

@@ -218,6 +218,10 @@ class KLLSketch:
         i = int(np.searchsorted(items, value, side="right"))
         return 0.0 if i == 0 else float(cum[i - 1] / cum[-1])
 
+    def sorted_cumulative(self) -> tuple[np.ndarray, np.ndarray]:
+        """Retained items (sorted) with their cumulative weights (the last is ``n``)."""
+        return self._weighted()
+
     def weighted_items(self) -> tuple[np.ndarray, np.ndarray]:
         """Retained items (sorted) with their weights; weights sum to ``n``."""
         items, cum = self._weighted()

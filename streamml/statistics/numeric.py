@@ -38,7 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from streamml.payloads.statistics import Bucket, Histogram, NumericStatistics
+from streamml.payloads.base import finite_json
+from streamml.payloads.statistics import NumericStatistics
 from streamml.statistics.hll import HyperLogLog
 from streamml.statistics.kll import KLLSketch
 from streamml.statistics.options import StatisticsOptions
@@ -46,12 +47,6 @@ from streamml.statistics.options import StatisticsOptions
 
 def _qkey(q: float) -> str:
     return f"{q:g}"
-
-
-def _buckets(lows: list[float], highs: list[float], counts: list[float]) -> list[Bucket]:
-    """Histogram buckets from Python floats (counts >= 0), without re-validating each."""
-    return [Bucket.model_construct(low=lo, high=hi, count=c)
-            for lo, hi, c in zip(lows, highs, counts, strict=True)]
 
 
 class NumericAccumulator:
@@ -140,41 +135,56 @@ class NumericAccumulator:
 
     def extract(self, options: StatisticsOptions) -> NumericStatistics:
         """The payload statistics (sketch figures within the documented bounds)."""
+        return NumericStatistics.model_validate(self.extract_dict(options))
+
+    def extract_dict(self, options: StatisticsOptions) -> dict[str, Any]:
+        """:meth:`extract` as its JSON dict (``to_json()``), built without the models.
+
+        StatisticsGen publishes windows this way. Only the moments can be non-finite
+        (an overflowing sum); they become tokens like ``"Infinity"`` here.
+        """
         if self.n == 0:
-            return NumericStatistics(num_nan=self.nan, num_inf=self.inf, num_zeros=0)
+            return {"mean": None, "std_dev": None, "min": None, "max": None, "median": None,
+                    "num_zeros": 0, "num_nan": self.nan, "num_inf": self.inf, "quantiles": {},
+                    "quantile_rank_error": None, "histograms": [], "distinct": None}
         qs = list(options.quantiles)
-        values = self.quantiles.quantiles(qs + [0.5]) if qs else self.quantiles.quantiles([0.5])
-        return NumericStatistics(
-            mean=self.mean, std_dev=self.std, min=self.min, max=self.max,
-            median=float(values[-1]), num_zeros=self.zeros, num_nan=self.nan, num_inf=self.inf,
-            quantiles={_qkey(q): float(v) for q, v in zip(qs, values, strict=False)},
-            quantile_rank_error=options.rank_error,
-            distinct=min(self.n, round(self.distinct.estimate())),
-            histograms=[self._equal_width(options.num_histogram_buckets),
-                        self._quantile_histogram(options.num_quantile_buckets)],
-        )
+        nq = options.num_quantile_buckets
+        # one sketch query: the quantiles, the median and the quantile histogram's edges
+        ranks = np.concatenate((qs, [0.5], np.arange(nq + 1) / nq))
+        values = self.quantiles.quantiles(ranks).tolist()
+        edges = values[len(qs) + 1:]
+        return {
+            "mean": finite_json(self.mean), "std_dev": finite_json(self.std),
+            "min": self.min, "max": self.max, "median": values[len(qs)],
+            "num_zeros": self.zeros, "num_nan": self.nan, "num_inf": self.inf,
+            "quantiles": {_qkey(q): v for q, v in zip(qs, values, strict=False)},
+            "quantile_rank_error": float(options.rank_error),
+            "histograms": [self._equal_width(options.num_histogram_buckets),
+                           self._histogram("quantiles", edges, [float(self.n / nq)] * nq)],
+            "distinct": min(self.n, round(self.distinct.estimate())),
+        }
 
-    def _equal_width(self, buckets: int) -> Histogram:
+    def _histogram(self, kind: str, edges: list[float], counts: list[float]) -> dict[str, Any]:
+        return {"type": kind, "buckets": [{"low": lo, "high": hi, "count": c} for lo, hi, c
+                                          in zip(edges[:-1], edges[1:], counts, strict=True)],
+                "num_nan": self.nan, "num_undefined": 0}
+
+    def _equal_width(self, buckets: int) -> dict[str, Any]:
         if self.min == self.max:
-            return Histogram(type="equal_width", num_nan=self.nan,
-                             buckets=[Bucket(low=self.min, high=self.max, count=self.n)])
-        if math.isfinite(self.max - self.min):
-            edges = np.linspace(self.min, self.max, buckets + 1)
+            return self._histogram("equal_width", [self.min, self.max], [float(self.n)])
+        steps = np.arange(buckets + 1, dtype=np.float64)
+        if math.isfinite(self.max - self.min):  # np.linspace's edges, without its overhead
+            edges = steps * ((self.max - self.min) / buckets) + self.min
+            edges[-1] = self.max
         else:  # a span beyond float64 (e.g. -1.7e308 to 1e300): no overflow this way
-            t = np.linspace(0.0, 1.0, buckets + 1)
+            t = steps / buckets
             edges = self.min * (1.0 - t) + self.max * t
-        items, weights = self.quantiles.weighted_items()
-        # np.histogram's buckets ([lo, hi), the last one closed) by one searchsorted
-        idx = np.clip(np.searchsorted(edges, items, side="right") - 1, 0, buckets - 1)
-        counts = np.bincount(idx, weights=weights, minlength=buckets)
-        return Histogram(type="equal_width", num_nan=self.nan, buckets=_buckets(
-            edges[:-1].tolist(), edges[1:].tolist(), counts.tolist()))
-
-    def _quantile_histogram(self, buckets: int) -> Histogram:
-        edges = self.quantiles.quantiles(np.linspace(0.0, 1.0, buckets + 1))
-        per = float(self.n / buckets)
-        return Histogram(type="quantiles", num_nan=self.nan, buckets=_buckets(
-            edges[:-1].tolist(), edges[1:].tolist(), [per] * buckets))
+        # np.histogram's buckets ([lo, hi), the last one closed): the weight of the sketch's
+        # sorted items below each inner edge, from their cumulative weights
+        items, cum = self.quantiles.sorted_cumulative()
+        below = np.concatenate(([0], cum))[np.searchsorted(items, edges[1:-1], side="left")]
+        counts = np.diff(np.concatenate(([0], below, [cum[-1]])))
+        return self._histogram("equal_width", edges.tolist(), counts.astype(np.float64).tolist())
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able state (non-finite extremes as ``None``)."""

@@ -54,7 +54,6 @@ from typing import Any, Literal
 import numpy as np
 
 from streamml.errors import InvalidRecord
-from streamml.payloads.base import finite_json
 from streamml.processors.base import Emit, Message, Processor, State
 from streamml.processors.deadletter import dead_letter_emit
 from streamml.statistics.batch import ExampleBatch
@@ -92,7 +91,7 @@ class StatisticsGen(Processor):
                  cumulative: bool = True, cumulative_every: int | None = 10_000,
                  allowed_lateness_ms: int = 0, splits: SplitMode = "each",
                  schema_topic: str | None = None, with_sketches: bool = True,
-                 options: StatisticsOptions | None = None, block_rows: int = 8192) -> None:
+                 options: StatisticsOptions | None = None, block_rows: int = 16_384) -> None:
         for name, value in (("count_window", count_window), ("time_window_ms", time_window_ms),
                             ("cumulative_every", cumulative_every)):
             if value is not None and value < 1:
@@ -296,21 +295,32 @@ class StatisticsGen(Processor):
         self._closed = closed
 
     def _merge_piece(self, split: str, cidx: int, tstart: int, piece: OpenWindow) -> None:
+        """Fold a piece into its windows; a window it opens takes it over instead of a copy."""
         st = self.state[split]
+        taken = False
         if cidx >= 0 and self.count_window is not None:
             target = st.counts.get(cidx)
             if target is None:
                 target = st.counts[cidx] = self._window(
                     "count", count_window_id(self.count_window, cidx),
                     size=self.count_window, index=cidx)
-            target.merge(piece)
+                target.take_over(piece)
+                taken = True
+            else:
+                target.merge(piece)
         if tstart >= 0 and self.time_window_ms is not None:
             target = st.times.get(tstart)
             if target is None:
                 target = st.times[tstart] = self._window(
                     "time", time_window_id(self.time_window_ms, tstart),
                     size=self.time_window_ms, start_ms=tstart)
-            target.merge(piece)
+                if not taken:
+                    target.take_over(piece)
+                    taken = True
+                else:
+                    target.merge(piece)
+            else:
+                target.merge(piece)
         if self.cumulative:
             if st.cumulative is None:
                 st.cumulative = self._window(
@@ -325,10 +335,9 @@ class StatisticsGen(Processor):
 
     # -- output -------------------------------------------------------------------
     def _emit(self, split: str, window: OpenWindow, final: bool = True) -> Emit:
-        payload = window.payload(self.pipeline, split, self.schema_version, self.with_sketches,
-                                 final=final)
-        # the same dict as payload.to_json(), without re-walking each nested model
-        value = finite_json(payload.model_dump())
+        # the same dict as window.payload(...).to_json(), without building the models
+        value = window.payload_dict(self.pipeline, split, self.schema_version,
+                                    self.with_sketches, final=final)
         return Emit(self.statistics_topic, value, key=f"{split}/{window.window_id}",
                     timestamp_ms=window.max_log_ms)
 

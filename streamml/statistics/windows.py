@@ -27,8 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from streamml.payloads.base import OffsetRange, TimeRange
-from streamml.payloads.statistics import StatisticsWindow, Window
+from streamml.payloads.statistics import StatisticsWindow
 from streamml.statistics.dataset import StatisticsAccumulator
 from streamml.statistics.options import StatisticsOptions
 
@@ -128,6 +127,18 @@ class OpenWindow:
         self.max_event_ms = hi_e if self.max_event_ms is None else max(self.max_event_ms, hi_e)
         self.max_log_ms = max(self.max_log_ms, int(log_ms.max()))
 
+    def take_over(self, other: OpenWindow) -> None:
+        """Become ``other``'s examples without copying (this window must be new and empty).
+
+        ``other`` is this window's state afterwards: it may still be read (merged
+        into other windows, which leaves it unchanged) but must not be changed.
+        """
+        if self.accumulator.num_examples or self.offsets:
+            raise ValueError("take_over needs an empty window")
+        self.accumulator, self.offsets = other.accumulator, other.offsets
+        self.min_event_ms, self.max_event_ms = other.min_event_ms, other.max_event_ms
+        self.max_log_ms = other.max_log_ms
+
     def merge(self, other: OpenWindow) -> None:
         """Fold another window's examples in (accumulator, offsets and extents)."""
         self.accumulator.merge(other.accumulator)
@@ -149,30 +160,42 @@ class OpenWindow:
             return None
         return self.start_ms + self.size
 
-    def _event_time(self) -> TimeRange | None:
+    def _event_time(self) -> dict[str, int] | None:
         if self.kind == "time" and self.start_ms is not None and self.size is not None:
-            return TimeRange(start_ms=self.start_ms, end_ms=self.start_ms + self.size)
+            return {"start_ms": self.start_ms, "end_ms": self.start_ms + self.size}
         if self.min_event_ms is None or self.max_event_ms is None:
             return None
-        return TimeRange(start_ms=max(self.min_event_ms, 0), end_ms=max(self.max_event_ms + 1, 0))
+        return {"start_ms": max(self.min_event_ms, 0), "end_ms": max(self.max_event_ms + 1, 0)}
 
     def payload(self, pipeline: str, split: str, schema_version: int | None,
                 with_sketches: bool, final: bool = True) -> StatisticsWindow:
         """The ``<pipeline>.statistics`` record of this window."""
+        return StatisticsWindow.model_validate(
+            self.payload_dict(pipeline, split, schema_version, with_sketches, final))
+
+    def payload_dict(self, pipeline: str, split: str, schema_version: int | None,
+                     with_sketches: bool, final: bool = True) -> dict[str, Any]:
+        """:meth:`payload` as its JSON dict: the record StatisticsGen publishes.
+
+        Built without the pydantic models (a window has hundreds of nested values);
+        the same as ``payload(...).to_json()``, byte for byte once encoded
+        (``tests/unit/test_statistics_payload_dict.py``).
+        """
         inputs = []
         for key, (start, end) in sorted(self.offsets.items()):
             topic, _, partition = key.rpartition("/")
-            inputs.append(OffsetRange(topic=topic, partition=int(partition), start=start, end=end))
-        return StatisticsWindow(
-            pipeline=pipeline, split=split,
-            window=Window(id=self.window_id, kind=self.kind, size=self.size, index=self.index,
-                          event_time=self._event_time(),
-                          since_schema_version=self.since_schema_version),
-            num_examples=self.accumulator.num_examples,
-            features=self.accumulator.extract(with_sketches=with_sketches),
-            schema_version=schema_version, inputs=inputs, final=final,
-            created_at=self.max_log_ms,
-        )
+            inputs.append({"topic": topic, "partition": int(partition), "start": start,
+                           "end": end})
+        return {
+            "pipeline": pipeline, "split": split,
+            "window": {"id": self.window_id, "kind": self.kind, "size": self.size,
+                       "index": self.index, "event_time": self._event_time(),
+                       "since_schema_version": self.since_schema_version},
+            "num_examples": self.accumulator.num_examples,
+            "features": self.accumulator.extract_dict(with_sketches=with_sketches),
+            "schema_version": schema_version, "inputs": inputs, "final": final,
+            "created_at": self.max_log_ms, "component": "StatisticsGen",
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able state."""

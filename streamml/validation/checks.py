@@ -163,6 +163,9 @@ class SchemaChecker:
         self.specs = dict(schema.features)
         self.domains = {n: frozenset(s.domain) for n, s in schema.features.items()
                         if s.domain is not None}
+        #: scalar int/float features, screened together as one matrix (:meth:`_suspect_numbers`)
+        self._numeric = [n for n, s in self.specs.items()
+                         if s.valency == "scalar" and s.type in ("int", "float")]
 
     def _check_feature(self, example_id: str, name: str, spec: FeatureSpec, v: Any,
                        out: list[Finding]) -> None:
@@ -253,11 +256,62 @@ class SchemaChecker:
                 bad |= np.asarray(hit.fill_null(False).to_numpy(zero_copy_only=False), bool)
         return bad
 
+    def _suspect_numbers(self, b: ExampleBatch, names: list[str]) -> np.ndarray:
+        """:meth:`_suspect_feature` of simple numeric columns, as one (features × rows) matrix.
+
+        One numpy pass per check for all of them instead of one per feature: with
+        18 features in micro-batches of 500, the per-call overhead was most of it.
+        """
+        n, k = b.n, len(names)
+        x = np.empty((k, n), dtype=np.float64)
+        lo, hi = np.full(k, -np.inf), np.full(k, np.inf)
+        allow_nan, allow_inf = np.zeros(k, dtype=bool), np.zeros(k, dtype=bool)
+        bad = np.zeros(n, dtype=bool)
+        nulls_of: dict[int, np.ndarray] = {}
+        integral: list[int] = []
+        for j, name in enumerate(names):
+            arr, spec = b.array(name), self.specs[name]
+            assert arr is not None
+            x[j] = arr.to_numpy(zero_copy_only=False)  # nulls become NaN
+            nulls = _null_mask(arr)
+            if nulls is not None:
+                nulls_of[j] = nulls
+                if spec.presence == "required":
+                    bad |= nulls
+            lo[j] = -np.inf if spec.min is None else spec.min
+            hi[j] = np.inf if spec.max is None else spec.max
+            allow_nan[j], allow_inf[j] = spec.allow_nan, spec.allow_inf
+            if spec.type == "int" and float in b.kinds(name):
+                integral.append(j)
+        with np.errstate(invalid="ignore"):
+            hits = (x < lo[:, None]) | (x > hi[:, None])
+            if not allow_nan.all():
+                nan = np.isnan(x) & ~allow_nan[:, None]
+                for j, nulls in nulls_of.items():  # a null is missing, not NaN
+                    nan[j] &= ~nulls
+                hits |= nan
+            if not allow_inf.all():
+                hits |= np.isinf(x) & ~allow_inf[:, None]
+            for j in integral:
+                hits[j] |= np.isfinite(x[j]) & (x[j] != np.floor(x[j]))
+        return bad | hits.any(axis=0)
+
+    def _simple_number(self, b: ExampleBatch, name: str) -> bool:
+        if name not in b.names:
+            return False
+        kinds = b.kinds(name)
+        return kinds != {_NONE} and kinds <= _NUMBERS and b.array(name) is not None
+
     def suspects(self, b: ExampleBatch) -> np.ndarray:
         """Boolean mask of the examples of ``b`` that may have a finding (vectorized)."""
         bad = np.zeros(b.n, dtype=bool)
+        together = [name for name in self._numeric if self._simple_number(b, name)]
+        if together:
+            bad |= self._suspect_numbers(b, together)
+        fused = set(together)
         for name, spec in self.specs.items():
-            bad |= self._suspect_feature(b, name, spec)
+            if name not in fused:
+                bad |= self._suspect_feature(b, name, spec)
         for name in b.names:
             if name not in self.specs:
                 arr = b.array(name)

@@ -199,7 +199,7 @@ def test_block_accumulation_gives_the_windows_of_per_batch_accumulation(batch: i
     config: dict[str, Any] = dict(count_window=1500, time_window_ms=30 * DAY_MS,
                                   allowed_lateness_ms=DAY_MS, splits="both", cumulative_every=2000)
     per_batch = run(StatisticsGen(TOPIC, "s", block_rows=1, **config), msgs, batch)
-    blocked = run(StatisticsGen(TOPIC, "s", block_rows=8192, **config), msgs, batch)
+    blocked = run(StatisticsGen(TOPIC, "s", **config), msgs, batch)  # default block_rows
     assert [e.key for e in blocked] == [e.key for e in per_batch] and len(blocked) > 20
     for a, b in zip(blocked, per_batch, strict=True):
         ea, eb = _exact(a.value), _exact(b.value)

@@ -1,0 +1,80 @@
+"""StatisticsGen builds its window records as plain dicts (no pydantic models on the
+hot path); these tests hold them to the models: validating such a dict and dumping it
+again must give the very same JSON bytes (every field, type, key order, token)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamml import serde
+from streamml.payloads.statistics import StatisticsWindow
+from streamml.processors.base import Message
+from streamml.statistics.options import StatisticsOptions
+from streamml.statistics.processor import StatisticsGen
+from streamml.statistics.windows import OpenWindow
+
+floats = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
+                   st.sampled_from([0.0, 180.0, -1e308, 1e308, 2.5]))
+scalars = st.one_of(st.none(), floats, st.integers(-10**6, 10**6), st.booleans(),
+                    st.text(max_size=6))
+values = st.one_of(scalars, st.lists(st.one_of(st.integers(-5, 5), floats), max_size=4))
+rows_st = st.lists(st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), values, max_size=4),
+                   min_size=0, max_size=40)
+
+
+def both(w: OpenWindow, **kw: Any) -> tuple[bytes, bytes]:
+    raw = serde.encode(w.payload_dict("p", "train", **kw))
+    via_models = serde.encode(w.payload("p", "train", **kw).to_json())
+    return raw, via_models
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows_st, st.sampled_from(["count", "time", "cumulative"]), st.booleans(),
+       st.sampled_from([None, 3]), st.booleans())
+def test_window_dict_is_the_models_json(rows: list[dict[str, Any]], kind: str, sketches: bool,
+                                        schema_version: int | None, final: bool) -> None:
+    kw: dict[str, Any] = {"size": 60_000, "start_ms": 120_000} if kind == "time" else {}
+    w = OpenWindow(kind, f"{kind}:x", options=StatisticsOptions(), **kw)  # type: ignore[arg-type]
+    w.accumulator.add_batch(rows)
+    for i in range(len(rows)):
+        w.observe("p.examples", i % 2, 10 + i, 1_000 + i, 130_000 + i)
+    raw, via_models = both(w, schema_version=schema_version, with_sketches=sketches,
+                           final=final)
+    assert raw == via_models
+
+
+def test_large_numeric_window_with_compacted_sketches() -> None:
+    """Many values (KLL compacts, HyperLogLog estimates), NaN/Inf and an integral float."""
+    rng = np.random.default_rng(7)
+    x = rng.lognormal(size=30_000)
+    x[::997] = np.nan
+    x[5] = math.inf
+    rows = [{"x": float(v), "n": int(i % 13), "s": f"v{i % 50}", "z": 180.0}
+            for i, v in enumerate(x)]
+    w = OpenWindow("count", "count:30000:0", size=30_000, index=0)
+    w.accumulator.add_batch(rows)
+    w.observe("p.examples", 0, 0, 5, 5)
+    raw, via_models = both(w, schema_version=None, with_sketches=True)
+    assert raw == via_models
+    record = serde.decode(raw)
+    assert record["features"]["x"]["numeric"]["num_inf"] == 1
+    assert record["features"]["z"]["numeric"]["histograms"][0]["buckets"] == [
+        {"low": 180.0, "high": 180.0, "count": 30_000.0}]
+
+
+def test_statisticsgen_records_validate_and_round_trip() -> None:
+    gen = StatisticsGen("p.examples", "p.statistics", count_window=4, cumulative_every=3)
+    msgs = [Message("p.examples", 0, i, 1_000 + i, f"id{i}",
+                    {"split": "train", "event_time": 1_000 + i,
+                     "features": {"x": float(i) if i != 2 else math.nan, "c": "ab"[i % 2]}})
+            for i in range(9)]
+    out = list(gen.process(msgs))
+    assert [e.key for e in out] == ["train/count:4:0", "train/count:4:1", "train/cumulative"]
+    for emit in out:
+        model = StatisticsWindow.model_validate(emit.value)
+        assert serde.encode(model.to_json()) == serde.encode(emit.value)
