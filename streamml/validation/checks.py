@@ -166,6 +166,7 @@ class SchemaChecker:
         #: scalar int/float features, screened together as one matrix (:meth:`_suspect_numbers`)
         self._numeric = [n for n, s in self.specs.items()
                          if s.valency == "scalar" and s.type in ("int", "float")]
+        self._bounds_of: dict[tuple[str, ...], tuple[np.ndarray, ...]] = {}
 
     def _check_feature(self, example_id: str, name: str, spec: FeatureSpec, v: Any,
                        out: list[Finding]) -> None:
@@ -256,32 +257,40 @@ class SchemaChecker:
                 bad |= np.asarray(hit.fill_null(False).to_numpy(zero_copy_only=False), bool)
         return bad
 
-    def _suspect_numbers(self, b: ExampleBatch, names: list[str]) -> np.ndarray:
+    def _bounds(self, names: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+        """Per feature of ``names``: min, max (±inf if none), NaN and Inf allowed, required."""
+        got = self._bounds_of.get(names)
+        if got is None:
+            specs = [self.specs[n] for n in names]
+            got = self._bounds_of[names] = (
+                np.array([-np.inf if s.min is None else s.min for s in specs], dtype=np.float64),
+                np.array([np.inf if s.max is None else s.max for s in specs], dtype=np.float64),
+                np.array([s.allow_nan for s in specs], dtype=bool),
+                np.array([s.allow_inf for s in specs], dtype=bool),
+                np.array([s.presence == "required" for s in specs], dtype=bool))
+        return got
+
+    def _suspect_numbers(self, b: ExampleBatch, names: tuple[str, ...]) -> np.ndarray:
         """:meth:`_suspect_feature` of simple numeric columns, as one (features × rows) matrix.
 
         One numpy pass per check for all of them instead of one per feature: with
         18 features in micro-batches of 500, the per-call overhead was most of it.
         """
-        n, k = b.n, len(names)
-        x = np.empty((k, n), dtype=np.float64)
-        lo, hi = np.full(k, -np.inf), np.full(k, np.inf)
-        allow_nan, allow_inf = np.zeros(k, dtype=bool), np.zeros(k, dtype=bool)
-        bad = np.zeros(n, dtype=bool)
+        lo, hi, allow_nan, allow_inf, required = self._bounds(names)
+        x = np.empty((len(names), b.n), dtype=np.float64)
+        bad = np.zeros(b.n, dtype=bool)
         nulls_of: dict[int, np.ndarray] = {}
         integral: list[int] = []
         for j, name in enumerate(names):
-            arr, spec = b.array(name), self.specs[name]
+            arr = b.array(name)
             assert arr is not None
             x[j] = arr.to_numpy(zero_copy_only=False)  # nulls become NaN
             nulls = _null_mask(arr)
             if nulls is not None:
                 nulls_of[j] = nulls
-                if spec.presence == "required":
+                if required[j]:
                     bad |= nulls
-            lo[j] = -np.inf if spec.min is None else spec.min
-            hi[j] = np.inf if spec.max is None else spec.max
-            allow_nan[j], allow_inf[j] = spec.allow_nan, spec.allow_inf
-            if spec.type == "int" and float in b.kinds(name):
+            if self.specs[name].type == "int" and float in b.kinds(name):
                 integral.append(j)
         with np.errstate(invalid="ignore"):
             hits = (x < lo[:, None]) | (x > hi[:, None])
@@ -305,7 +314,7 @@ class SchemaChecker:
     def suspects(self, b: ExampleBatch) -> np.ndarray:
         """Boolean mask of the examples of ``b`` that may have a finding (vectorized)."""
         bad = np.zeros(b.n, dtype=bool)
-        together = [name for name in self._numeric if self._simple_number(b, name)]
+        together = tuple(name for name in self._numeric if self._simple_number(b, name))
         if together:
             bad |= self._suspect_numbers(b, together)
         fused = set(together)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -168,3 +170,32 @@ def test_schema_changes_of_a_batch_equal_a_value_by_value_reference(rows: list[d
     for columns in (columns_from_rows(rows), ExampleBatch(rows).columns()):
         got = schema_changes(SCHEMA, columns)
         assert {(c.kind, c.feature) for c in got} == expected
+
+
+NUMERIC = SchemaVersion(pipeline="p", version=1, origin="curated", created_at=0, features={
+    "a": FeatureSpec(type="float", min=0.0, max=10.0),
+    "b": FeatureSpec(type="float", presence="optional", allow_nan=True, allow_inf=True),
+    "c": FeatureSpec(type="int", min=1, max=5),
+    "d": FeatureSpec(type="int", presence="optional"),
+    "e": FeatureSpec(type="float", presence="optional", allow_inf=True, max=100.0),
+})
+_NUMBER = st.one_of(st.none(), st.integers(-3, 12), st.sampled_from([0.5, 2.0, 7.0, 1e300]),
+                    st.floats(allow_nan=True, allow_infinity=True, width=64))
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.fixed_dictionaries({k: _NUMBER for k in "abcde"}), min_size=1,
+                     max_size=30))
+def test_numeric_columns_screened_together_equal_checking_each_example(rows: list[dict]) -> None:
+    """Several clean numeric columns at once (the matrix screen), nulls, ints among floats."""
+    ids = [f"e{i}" for i in range(len(rows))]
+    checker = SchemaChecker(NUMERIC)
+    expected = {i: f for i, r in enumerate(rows) if (f := checker.check(ids[i], r))}
+    assert checker.check_batch(ExampleBatch(rows, ids)) == expected
+    table_batch = ExampleBatch.from_table(pa.table({k: pa.array([r[k] for r in rows],
+                                                                pa.float64()) for k in "abcde"}))
+    flagged = {i for i, r in enumerate(rows)
+               if checker.check(ids[i], {k: None if v is None else float(v) for k, v in r.items()})}
+    assert set(checker.check_batch(table_batch)) == flagged
+    # on clean float columns the screen is exact, not just a superset
+    assert set(np.flatnonzero(checker.suspects(table_batch)).tolist()) == flagged
