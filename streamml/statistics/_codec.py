@@ -35,44 +35,98 @@ def decode_array(text: str, dtype: Any) -> np.ndarray:
 
 
 _ZSTD = pa.Codec("zstd", compression_level=1)
-_ZSTD_PREFIX = "zstd:"
+_PREFIX = "zstd2:"
+_ZSTD_JSON_PREFIX = "zstd:"
 _MAX_STATE_BYTES = 64 << 20
+_REF = "\x00"
 
 
 def pack_state(state: dict[str, Any]) -> str:
-    """A JSON-able state dict as compact text, for payload ``sketches``.
+    """A state dict as compact text, for payload ``sketches``.
 
-    ``zstd:<size>:<base64 of zstd level 1>`` (``size``: the JSON's length). It
-    packs a window's 18 taxi features about 2x faster than zlib level 1, the
-    format before it, which :func:`unpack_state` still reads (plain base64).
+    The state is JSON-able, except that numpy arrays may stand for the base64
+    text :func:`encode_array` gives (``to_dict(arrays=True)``): they travel as
+    raw little-endian bytes after the JSON, not as base64 inside it. Format:
+    ``zstd2:<size>:<base64 of zstd level 1 of (4-byte JSON length, JSON, arrays)>``.
+    Earlier formats are still read: ``zstd:<size>:`` (JSON only) and plain base64
+    of zlib.
 
-    >>> text = pack_state({"n": 3}); text.startswith("zstd:"), unpack_state(text)
-    (True, {'n': 3})
-    >>> unpack_state(base64.b64encode(zlib.compress(b'{"n": 3}')).decode())  # the old format
+    >>> text = pack_state({"n": 3, "x": np.array([1.5, 2.0])}); text.startswith("zstd2:")
+    True
+    >>> out = unpack_state(text); out["n"], decode_array(out["x"], np.float64).tolist()
+    (3, [1.5, 2.0])
+    >>> unpack_state(base64.b64encode(zlib.compress(b'{"n": 3}')).decode())  # the oldest format
     {'n': 3}
     """
-    raw = orjson.dumps(state)
+    arrays: list[bytes] = []
+
+    def refer(obj: Any) -> Any:
+        if not isinstance(obj, np.ndarray):
+            raise TypeError(f"{type(obj).__name__} is not JSON-able")
+        data = np.ascontiguousarray(obj, dtype=obj.dtype.newbyteorder("<")).tobytes()
+        arrays.append(data)
+        return f"{_REF}{len(data)}"
+
+    header = orjson.dumps(state, default=refer)
+    raw = b"".join([len(header).to_bytes(4, "little"), header, *arrays])
     packed = base64.b64encode(_ZSTD.compress(raw, asbytes=True)).decode("ascii")
-    return f"{_ZSTD_PREFIX}{len(raw)}:{packed}"
+    return f"{_PREFIX}{len(raw)}:{packed}"
+
+
+def _inflate(text: str) -> bytes:
+    size, _, packed = text.partition(":")
+    if not 0 < int(size) <= _MAX_STATE_BYTES:  # a record's claim: bound the allocation
+        raise ValueError(f"state size {size} out of range")
+    return bytes(_ZSTD.decompress(base64.b64decode(packed.encode("ascii")),
+                                  decompressed_size=int(size), asbytes=True))
 
 
 def unpack_state(text: str) -> dict[str, Any]:
-    """Inverse of :func:`pack_state` (either format); ``ValueError`` if it is neither."""
+    """Inverse of :func:`pack_state` (any of its formats); ``ValueError`` if none.
+
+    Arrays come back as the base64 text of :func:`encode_array`, so ``from_dict``
+    reads a packed state and a snapshot's alike.
+    """
     try:
-        if text.startswith(_ZSTD_PREFIX):
-            size, _, packed = text[len(_ZSTD_PREFIX):].partition(":")
-            if not 0 < int(size) <= _MAX_STATE_BYTES:  # a record's claim: bound the allocation
-                raise ValueError(f"state size {size} out of range")
-            raw = _ZSTD.decompress(base64.b64decode(packed.encode("ascii")),
-                                   decompressed_size=int(size), asbytes=True)
+        if text.startswith(_PREFIX):
+            raw = _inflate(text[len(_PREFIX):])
+            hlen = int.from_bytes(raw[:4], "little")
+            value = orjson.loads(raw[4:4 + hlen])
+            value = _resolve(value, raw, 4 + hlen)
+        elif text.startswith(_ZSTD_JSON_PREFIX):
+            value = orjson.loads(_inflate(text[len(_ZSTD_JSON_PREFIX):]))
         else:
-            raw = zlib.decompress(base64.b64decode(text.encode("ascii")))
-        value = orjson.loads(raw)
-    except (ValueError, zlib.error, pa.ArrowException, orjson.JSONDecodeError) as exc:
+            value = orjson.loads(zlib.decompress(base64.b64decode(text.encode("ascii"))))
+    except (ValueError, KeyError, TypeError, zlib.error, pa.ArrowException) as exc:
         raise ValueError(f"not a packed sketch state: {exc}") from exc
     if not isinstance(value, dict):
         raise ValueError("packed sketch state is not an object")
     return value
+
+
+def _resolve(value: Any, raw: bytes, start: int) -> Any:
+    """The header with each array reference replaced by the base64 text ``to_dict`` gives.
+
+    A reference is a string value ``"\\x00<nbytes>"`` (the arrays follow the JSON in
+    reference order); no other string *value* occurs in a state (user strings, like
+    top-k values, are keys), and none starts with NUL.
+    """
+    def swap(v: Any) -> Any:
+        nonlocal start
+        if isinstance(v, str) and v.startswith(_REF):
+            nbytes = int(v[1:])
+            if nbytes < 0 or start + nbytes > len(raw):
+                raise ValueError("packed sketch state is truncated")
+            text = base64.b64encode(raw[start:start + nbytes]).decode("ascii")
+            start += nbytes
+            return text
+        if isinstance(v, dict):
+            return {k: swap(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [swap(x) for x in v]
+        return v
+
+    return swap(value)
 
 
 def splitmix64(x: np.ndarray) -> np.ndarray:

@@ -92,10 +92,10 @@ class CategoricalAccumulator:
             "top_values_max_error": float(self.top_k.max_error),
         }
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able state."""
+    def to_dict(self, arrays: bool = False) -> dict[str, Any]:
+        """JSON-able state (``arrays``: sketch arrays as numpy, for :func:`pack_state`)."""
         return {"n": self.n, "n_strings": self.n_strings, "length_sum": self.length_sum,
-                "top_k": self.top_k.to_dict(), "distinct": self.distinct.to_dict()}
+                "top_k": self.top_k.to_dict(), "distinct": self.distinct.to_dict(arrays)}
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> CategoricalAccumulator:

@@ -131,17 +131,20 @@ class FeatureAccumulator:
             "numeric": self.numeric.extract_dict(opts) if self.numeric is not None else None,
             "categorical": (self.categorical.extract_dict(opts)
                             if self.categorical is not None else None),
-            "sketches": {SKETCH_KEY: pack_state(self.to_dict())} if with_sketches else {},
+            "sketches": {SKETCH_KEY: pack_state(self.to_dict(arrays=True))}
+            if with_sketches else {},
         }
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able state (without the options, which are configuration)."""
+    def to_dict(self, arrays: bool = False) -> dict[str, Any]:
+        """JSON-able state (without the options, which are configuration); ``arrays``: the
+        sketches' arrays as numpy, for :func:`~streamml.statistics._codec.pack_state`."""
+        num, cat = self.numeric, self.categorical
         return {
             "present": self.present, "missing": self.missing,
             "type_counts": dict(self.type_counts),
             "lists": [self.lists, self.list_min, self.list_max, self.list_sum],
-            "numeric": self.numeric.to_dict() if self.numeric is not None else None,
-            "categorical": self.categorical.to_dict() if self.categorical is not None else None,
+            "numeric": num.to_dict(arrays) if num is not None else None,
+            "categorical": cat.to_dict(arrays) if cat is not None else None,
         }
 
     @classmethod

@@ -146,9 +146,10 @@ class HyperLogLog:
         z += m * _sigma(counts[0] / m)
         return float((m * m / (2.0 * math.log(2.0))) / z)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able state."""
-        return {"p": self.p, "registers": encode_array(self.registers)}
+    def to_dict(self, arrays: bool = False) -> dict[str, Any]:
+        """JSON-able state (registers as base64; the numpy array with ``arrays``)."""
+        return {"p": self.p,
+                "registers": self.registers if arrays else encode_array(self.registers)}
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> HyperLogLog:

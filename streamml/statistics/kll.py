@@ -228,12 +228,12 @@ class KLLSketch:
         return items, np.diff(cum, prepend=0)
 
     # -- state --------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able state (levels as base64 little-endian float64)."""
+    def to_dict(self, arrays: bool = False) -> dict[str, Any]:
+        """JSON-able state (levels as base64 little-endian float64; numpy with ``arrays``)."""
         return {
             "k": self.k, "n": self.n, "coins": self._coins,
             "min": self.min if self.n else None, "max": self.max if self.n else None,
-            "levels": [encode_array(level) for level in self.levels],
+            "levels": list(self.levels) if arrays else [encode_array(lv) for lv in self.levels],
         }
 
     @classmethod

@@ -186,13 +186,17 @@ class NumericAccumulator:
         counts = np.diff(np.concatenate(([0], below, [cum[-1]])))
         return self._histogram("equal_width", edges.tolist(), counts.astype(np.float64).tolist())
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able state (non-finite extremes as ``None``)."""
+    def to_dict(self, arrays: bool = False) -> dict[str, Any]:
+        """JSON-able state (non-finite extremes as ``None``, moments as ``"Infinity"``-like
+        tokens if they overflowed; ``arrays``: sketch arrays as
+        numpy, for :func:`~streamml.statistics._codec.pack_state`)."""
         return {
-            "n": self.n, "mean": self.mean, "m2": self.m2,
+            # an overflowing sum makes the moments infinite: tokens, which JSON can carry
+            "n": self.n, "mean": finite_json(self.mean), "m2": finite_json(self.m2),
             "min": self.min if self.n else None, "max": self.max if self.n else None,
             "zeros": self.zeros, "nan": self.nan, "inf": self.inf, "fractional": self.fractional,
-            "quantiles": self.quantiles.to_dict(), "distinct": self.distinct.to_dict(),
+            "quantiles": self.quantiles.to_dict(arrays),
+            "distinct": self.distinct.to_dict(arrays),
         }
 
     @classmethod

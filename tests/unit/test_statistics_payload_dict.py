@@ -78,3 +78,60 @@ def test_statisticsgen_records_validate_and_round_trip() -> None:
     for emit in out:
         model = StatisticsWindow.model_validate(emit.value)
         assert serde.encode(model.to_json()) == serde.encode(emit.value)
+
+
+def _old_formats(state: dict[str, Any]) -> list[str]:
+    """The two earlier ``sketches`` formats, as records written before still carry them."""
+    import base64
+    import zlib
+
+    import orjson
+    import pyarrow as pa
+
+    raw = orjson.dumps(state)
+    zstd = pa.Codec("zstd", compression_level=1).compress(raw, asbytes=True)
+    return [base64.b64encode(zlib.compress(raw, 1)).decode(),
+            f"zstd:{len(raw)}:{base64.b64encode(zstd).decode()}"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows_st, st.lists(st.sampled_from(["$array", "\x00", "\x0012", "nbytes", "a\x00"]),
+                         max_size=5))
+def test_packed_sketches_round_trip_in_every_format(rows: list[dict[str, Any]],
+                                                    odd: list[str]) -> None:
+    """Packed states (arrays as raw bytes) read back as the JSON state, whatever the values."""
+    import pytest
+
+    from streamml.statistics._codec import pack_state, unpack_state
+    from streamml.statistics.feature import FeatureAccumulator
+
+    acc = OpenWindow("count", "w").accumulator
+    acc.add_batch(rows + [{"a": v} for v in odd])  # category values that look like markers
+    for feature in acc.features.values():
+        state = feature.to_dict()
+        assert unpack_state(pack_state(feature.to_dict(arrays=True))) == state
+        for text in _old_formats(state):
+            assert unpack_state(text) == state
+        restored = FeatureAccumulator.from_dict(unpack_state(pack_state(
+            feature.to_dict(arrays=True))))
+        assert restored.to_dict() == state
+    with pytest.raises(ValueError):
+        unpack_state("zstd2:99999999999:AAAA")
+    with pytest.raises(ValueError):
+        unpack_state("not a state")
+
+
+def test_overflowing_moments_survive_a_checkpoint() -> None:
+    """Values near 1e154 overflow M2 (and 1e308 the mean); the JSON checkpoint keeps them."""
+    gen = StatisticsGen("p.examples", "p.statistics", count_window=None, cumulative_every=None)
+    msgs = [Message("p.examples", 0, i, 1_000 + i, f"id{i}",
+                    {"split": "train", "event_time": 1_000 + i, "features": {"x": v}})
+            for i, v in enumerate([1.9e154, 0.0, 1e308, 1e308])]
+    gen.process(msgs)
+    state = serde.decode(serde.encode(gen.snapshot()))  # as the checkpoint store keeps it
+    clone = gen.clone()
+    clone.restore(state)
+    [before] = gen.cumulative_statistics()
+    [after] = clone.cumulative_statistics()
+    assert serde.encode(after.value) == serde.encode(before.value)
+    assert before.value["features"]["x"]["numeric"]["std_dev"] in ("Infinity", "NaN")
