@@ -104,6 +104,8 @@ class ExampleBatch:
         """Example ``i``'s features decoded exactly (key order, int or float), if no rows."""
         self.presence: Callable[[str], np.ndarray] | None = None
         """Per example: whether the feature's key occurs (for batches without rows)."""
+        self.occurs_any: Callable[[str, np.ndarray], bool] | None = None
+        """Whether the key occurs in any of those examples (``presence``, short-circuited)."""
         self._parts: Sequence[ExampleBatch] = ()
 
     @property
@@ -359,6 +361,20 @@ class ExampleBatch:
         return None
 
     def _occurs(self, name: str, indices: np.ndarray | None) -> bool:
+        """Whether the feature's key occurs in any example at ``indices`` (all: ``None``)."""
+        if self._parts:  # a block: ask the micro-batches that hold those examples
+            start = 0
+            for part in self._parts:
+                end = start + part.n
+                local = None if indices is None else (
+                    indices[(indices >= start) & (indices < end)] - start)
+                if (name in part.names and (local is None or local.size)
+                        and part._occurs(name, local)):
+                    return True
+                start = end
+            return False
+        if not self.rows and self.occurs_any is not None:
+            return self.occurs_any(name, np.arange(self.n) if indices is None else indices)
         if not self.rows:
             mask = self.occurrences(name)
             if mask is None:
