@@ -139,8 +139,8 @@ class FeatureStatistics(Payload):
 
     StatisticsGen writes one entry, ``accumulator``: the feature accumulator's JSON
     state (exact moments and counts, KLL, HyperLogLog and Misra–Gries sketches),
-    zstd-compressed with its arrays as raw bytes, as ``zstd2:<size>:<base64>`` (older
-    formats are still read; ``streamml.statistics._codec.pack_state``)."""
+    LZ4-compressed with its arrays as raw bytes, as ``lz4:<size>:<base64>`` (the older
+    zlib format is still read; ``streamml.statistics._codec.pack_state``)."""
 
 
 class StatisticsWindow(Payload):

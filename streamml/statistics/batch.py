@@ -123,6 +123,19 @@ class ExampleBatch:
                 self._ids = [str(i) for i in range(self.n)]
         return self._ids
 
+    def id_at(self, i: int) -> str:
+        """:attr:`ids` ``[i]``, without building every id of the batch for one.
+
+        >>> ExampleBatch([{}, {}], ["a", "b"]).id_at(1)
+        'b'
+        """
+        if self._ids is not None or not self._messages:
+            return self.ids[i]
+        m = self._messages[i]
+        v = (self.id_values[i].as_py() if self.id_values is not None
+             else self.envelopes[i].get("id"))
+        return str(v or m.key or f"{m.topic}:{m.partition}:{m.offset}")
+
     @classmethod
     def of_messages(cls, messages: Sequence[Any]) -> ExampleBatch:
         """The batch of ``messages`` (examples of one topic), reused for the same list."""

@@ -346,7 +346,7 @@ class SchemaChecker:
         """
         out: dict[int, list[Finding]] = {}
         for i in np.nonzero(self.suspects(b))[0].tolist():
-            found = self.check(b.ids[i], b.row(i))
+            found = self.check(b.id_at(i), b.row(i))
             if found:
                 out[i] = found
         return out

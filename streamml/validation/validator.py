@@ -170,7 +170,7 @@ class ExampleValidator(Processor):
                                     timestamp_ms=m.timestamp_ms) for m in msgs[prev:i])
             if i < b.n:
                 m = msgs[i]
-                out.extend(self._example(m, b.ids[i], int(b.event_ms[i]), found.get(i, [])))
+                out.extend(self._example(m, b.id_at(i), int(b.event_ms[i]), found.get(i, [])))
             prev = i + 1
         return out
 

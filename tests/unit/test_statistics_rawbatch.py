@@ -118,6 +118,9 @@ def column(c: Column) -> tuple[Any, ...]:
 def test_columnar_batch_equals_dict_batch(msgs: list[Message], rnd: Any) -> None:
     want, ok, bad = reference(msgs)
     got, valid, invalid = decode_examples(list(msgs))
+    fresh, _, _ = decode_examples(list(msgs)[::-1])  # not the cached batch: ids not built yet
+    assert [fresh.id_at(i) for i in range(fresh.n)] == reference(list(msgs)[::-1])[0].ids
+    assert [want.id_at(i) for i in range(want.n)] == want.ids
     assert [m.offset for m, _ in invalid] == bad
     assert [m.offset for m in valid] == [m.offset for m in ok]
     assert got.n == want.n and sorted(got.names) == sorted(want.names)
