@@ -267,7 +267,8 @@ class SchemaChecker:
                 np.array([np.inf if s.max is None else s.max for s in specs], dtype=np.float64),
                 np.array([s.allow_nan for s in specs], dtype=bool),
                 np.array([s.allow_inf for s in specs], dtype=bool),
-                np.array([s.presence == "required" for s in specs], dtype=bool))
+                np.array([s.presence == "required" for s in specs], dtype=bool),
+                np.array([j for j, s in enumerate(specs) if s.type == "int"], dtype=np.intp))
         return got
 
     def _suspect_numbers(self, b: ExampleBatch, names: tuple[str, ...]) -> np.ndarray:
@@ -276,22 +277,19 @@ class SchemaChecker:
         One numpy pass per check for all of them instead of one per feature: with
         18 features in micro-batches of 500, the per-call overhead was most of it.
         """
-        lo, hi, allow_nan, allow_inf, required = self._bounds(names)
+        lo, hi, allow_nan, allow_inf, required, int_specs = self._bounds(names)
         x = np.empty((len(names), b.n), dtype=np.float64)
         bad = np.zeros(b.n, dtype=bool)
         nulls_of: dict[int, np.ndarray] = {}
-        integral: list[int] = []
-        for j, name in enumerate(names):
-            arr = b.array(name)
-            assert arr is not None
+        arrays: list[pa.Array] = [b.array(name) for name in names]  # simple: never None
+        for j, arr in enumerate(arrays):
             x[j] = arr.to_numpy(zero_copy_only=False)  # nulls become NaN
-            nulls = _null_mask(arr)
+            nulls = _null_mask(arr) if arr.null_count else None
             if nulls is not None:
                 nulls_of[j] = nulls
                 if required[j]:
                     bad |= nulls
-            if self.specs[name].type == "int" and float in b.kinds(name):
-                integral.append(j)
+        integral = [j for j in int_specs.tolist() if float in b.kinds(names[j])]
         with np.errstate(invalid="ignore"):
             hits = (x < lo[:, None]) | (x > hi[:, None])
             if not allow_nan.all():
