@@ -36,6 +36,8 @@ Rows = Sequence[Mapping[str, Any]]
 _EMPTY_F64 = np.empty(0, dtype=np.float64)
 _EMPTY_I64 = np.empty(0, dtype=np.int64)
 _TOKENS = pa.array(list(NONFINITE_TOKENS), pa.string())
+_NO_STRINGS = pa.array([], pa.string())  # arrow arrays are immutable: one empty of each
+_NO_BOOLS = pa.array([], pa.bool_())
 
 
 @dataclass
@@ -49,8 +51,8 @@ class Column:
     present: int
     missing: int
     numbers: np.ndarray = field(default_factory=lambda: _EMPTY_F64)
-    strings: pa.Array = field(default_factory=lambda: pa.array([], pa.string()))
-    bools: pa.Array = field(default_factory=lambda: pa.array([], pa.bool_()))
+    strings: pa.Array = field(default_factory=lambda: _NO_STRINGS)
+    bools: pa.Array = field(default_factory=lambda: _NO_BOOLS)
     list_lengths: np.ndarray = field(default_factory=lambda: _EMPTY_I64)
     """Number of values of each example whose value is a list."""
     type_counts: dict[str, int] = field(default_factory=dict)

@@ -107,14 +107,19 @@ class KLLSketch:
     def update(self, values: np.ndarray | Sequence[float]) -> None:
         """Add values (all must be finite; callers filter NaN/Inf)."""
         arr = np.asarray(values, dtype=np.float64).ravel()
+        if arr.size:
+            self.update_sorted(np.sort(arr))
+
+    def update_sorted(self, arr: np.ndarray) -> None:
+        """:meth:`update` with values already sorted ascending (a float64 array)."""
         if arr.size == 0:
             return
         self._sorted = None
         self.n += int(arr.size)
-        self.min = min(self.min, float(arr.min()))
-        self.max = max(self.max, float(arr.max()))
+        self.min = min(self.min, float(arr[0]))
+        self.max = max(self.max, float(arr[-1]))
         if arr.size > self._capacity(0):
-            self._add_block(np.sort(arr))
+            self._add_block(arr)
         else:
             self.levels[0] = np.concatenate((self.levels[0], arr))
         self._compress()

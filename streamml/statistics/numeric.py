@@ -112,12 +112,17 @@ class NumericAccumulator:
             resid = float(dev.sum())
             m2 = max(float(np.dot(dev, dev)) - resid * resid / n_finite, 0.0)
             self._combine(n_finite, mean + resid / n_finite, m2)
-        self.min = min(self.min, float(values.min()))
-        self.max = max(self.max, float(values.max()))
+        ordered = np.sort(values)  # once, for the extremes and both sketches
+        self.min = min(self.min, float(ordered[0]))
+        self.max = max(self.max, float(ordered[-1]))
         self.zeros += n_finite - int(np.count_nonzero(values))
         self.fractional += int(np.count_nonzero(values != np.floor(values)))
-        self.quantiles.update(values)
-        self.distinct.add_numbers(values)
+        self.quantiles.update_sorted(ordered)
+        # distinct values only: HyperLogLog's registers are the same, at a fraction of the hashing
+        first = np.empty(ordered.size, dtype=bool)
+        first[0] = True
+        np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+        self.distinct.add_numbers(ordered[first])
 
     def merge(self, other: NumericAccumulator) -> None:
         """Fold ``other`` in (``other`` is unchanged)."""

@@ -26,7 +26,12 @@ uniform_rows_st = st.integers(1, 30).flatmap(lambda n: st.lists(
     max_size=n))
 ragged_rows_st = st.lists(st.dictionaries(st.sampled_from(["a", "b", "c"]), values_st,
                                           max_size=3), max_size=30)
-rows_st = st.one_of(uniform_rows_st, ragged_rows_st)
+# one type per column (int64, float64 with NaN, strings; nulls anywhere): the arrow paths
+clean_rows_st = st.integers(1, 30).flatmap(lambda n: st.lists(st.fixed_dictionaries({
+    "a": st.none() | st.integers(-1000, 1000),
+    "b": st.none() | st.floats(allow_nan=True, allow_infinity=True),
+    "c": st.none() | st.sampled_from(["a", "bb"])}), min_size=n, max_size=n))
+rows_st = st.one_of(uniform_rows_st, ragged_rows_st, clean_rows_st)
 
 
 def _view(cols: dict[str, Column]) -> dict[str, Any]:
