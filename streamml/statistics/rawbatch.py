@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import io
 import re
+from operator import attrgetter
 from collections.abc import Sequence
 from typing import Any
 
@@ -59,6 +60,8 @@ from streamml.serde import decode
 from streamml.statistics.batch import _EMPTY, ExampleBatch, simple_kinds
 
 _NONE = type(None)
+_PARTITION, _OFFSET = attrgetter("partition"), attrgetter("offset")
+_LOG_MS, _VALUE = attrgetter("timestamp_ms"), attrgetter("value")
 _READ = pj.ReadOptions(use_threads=False, block_size=1 << 30)
 _EXACT_INT = float(1 << 53)
 Invalid = list[tuple[Message, str]]
@@ -125,7 +128,7 @@ def _per_record(messages: Sequence[Message]) -> _Decoded:
 
 def _columnar(messages: Sequence[Message]) -> ExampleBatch | None:
     """The fast path (see module docs); ``None`` when it could differ from the exact one."""
-    vals = [m.value for m in messages]
+    vals = list(map(_VALUE, messages))
     if set(map(type, vals)) != {bytes}:
         return None
     n = len(vals)
@@ -226,9 +229,9 @@ def _envelope(b: ExampleBatch, table: pa.Table, messages: Sequence[Message]) -> 
     """Row fields of ``b`` from the envelope columns; False if one needs the exact path."""
     n = b.n
     b.topic = messages[0].topic
-    b.partition = np.fromiter((m.partition for m in messages), np.int64, n)
-    b.offset = np.fromiter((m.offset for m in messages), np.int64, n)
-    b.log_ms = np.fromiter((m.timestamp_ms for m in messages), np.int64, n)
+    b.partition = np.fromiter(map(_PARTITION, messages), np.int64, n)
+    b.offset = np.fromiter(map(_OFFSET, messages), np.int64, n)
+    b.log_ms = np.fromiter(map(_LOG_MS, messages), np.int64, n)
     cols = table.column_names
     b.event_ms = b.log_ms
     if "event_time" in cols:
