@@ -39,6 +39,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from operator import itemgetter
 from types import FrameType
 
 from streamml.errors import ConfigError, InvalidRecord
@@ -79,6 +80,34 @@ class _Task:
     def behind(self) -> bool:
         """Input records known to exist (at the last lookup) that were not consumed yet."""
         return any(self.ends.get(tp, 0) > pos for tp, pos in self.positions.items())
+
+
+_RECORD_ID = itemgetter(0, 1, 2)  # (topic, partition, offset) of a Record
+_TOPIC_PARTITION = itemgetter(0, 1)
+_OFFSET = itemgetter(2)
+
+
+def _advance(positions: dict[TopicPartition, int], records: Sequence[Record]) -> None:
+    """Move each partition's position past the highest offset of ``records``.
+
+    >>> pos = {}; _advance(pos, [Record("t", 0, 5, 0, None, None), Record("t", 1, 2, 0, None, None),
+    ...                          Record("t", 0, 6, 0, None, None)]); pos
+    {TopicPartition(topic='t', partition=0): 7, TopicPartition(topic='t', partition=1): 3}
+    """
+    if not records:
+        return
+    first = records[0]
+    if first[:2] == records[-1][:2] and len(set(map(_TOPIC_PARTITION, records))) == 1:
+        highest = {first[:2]: max(map(_OFFSET, records))}  # one partition: the usual poll
+    else:
+        highest = {}
+        for r in records:
+            key = r[:2]
+            if r.offset > highest.get(key, -1):
+                highest[key] = r.offset
+    for (topic, partition), offset in highest.items():
+        tp = TopicPartition(topic, partition)
+        positions[tp] = max(positions.get(tp, 0), offset + 1)
 
 
 def topic_spec(pipeline: str, topic: str) -> TopicSpec:
@@ -146,6 +175,7 @@ class Runner:
         self._offsets: Consumer | None = None
         self._started = False
         self._failed = False
+        self._last_raw: tuple[list[tuple[str, int, int]], list[Message]] | None = None
 
     # -- lifecycle ------------------------------------------------------------
     def _ensure(self, topic: str) -> None:
@@ -253,8 +283,7 @@ class Runner:
         messages: list[Message] = []
         raw = task.processor.raw_values  # it decodes the batch itself, and dead-letters
         if raw:
-            messages = [Message(r.topic, r.partition, r.offset, r.timestamp_ms,
-                                decode_key(r.key), r.value) for r in records]
+            messages = self._raw_messages(records)
         for record in () if raw else records:
             try:
                 value = decode(record.value)
@@ -273,11 +302,23 @@ class Runner:
                                     record.timestamp_ms, key, value))
         emits = task.processor.process(messages) if messages else ()
         sent = self._send(task, emits)
-        for record in records:  # only once processing succeeded
-            task.positions[record.tp] = max(task.positions.get(record.tp, 0), record.offset + 1)
+        _advance(task.positions, records)  # only once processing succeeded
         task.stats.records_in += len(records)
         task.pending += len(records)
         return sent > 0 or len(messages) < len(records)
+
+    def _raw_messages(self, records: list[Record]) -> list[Message]:
+        """Undecoded messages of ``records``; the same objects as the previous task's when it
+        polled the same records (processors of one step mostly do), so the batch decoded
+        once by :func:`~streamml.statistics.rawbatch.decode_examples` is found by identity."""
+        ident = list(map(_RECORD_ID, records))
+        last = self._last_raw
+        if last is not None and last[0] == ident:
+            return list(last[1])
+        messages = [Message(r.topic, r.partition, r.offset, r.timestamp_ms,
+                            decode_key(r.key), r.value) for r in records]
+        self._last_raw = (ident, messages)
+        return list(messages)
 
     def _send(self, task: _Task, emits: Iterable[Emit]) -> int:
         assert self._producer is not None

@@ -43,8 +43,8 @@ from __future__ import annotations
 
 import io
 import re
-from operator import attrgetter
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any
 
 import numpy as np

@@ -280,3 +280,48 @@ def test_raw_values_processors_get_bytes_and_dead_letter_bad_records(log: Embedd
         ("example_validator", 2), ("example_validator", 5),
         ("statistics_gen", 2), ("statistics_gen", 5)]
     assert all(d.reason == "invalid_json" and "not valid JSON" in d.detail for d in dead)
+
+
+class RawOffsets(Processor):
+    """A raw_values processor that records what it was handed."""
+
+    raw_values = True
+
+    def __init__(self, name: str, source: str) -> None:
+        self.name, self.inputs, self.outputs = name, (source,), ()
+        self.seen: list[tuple[int, int]] = []
+        self.messages: list[Message] = []
+
+    def process(self, batch: Sequence[Message]) -> Iterable[Emit]:
+        assert all(isinstance(m.value, bytes) for m in batch)
+        self.seen += [(m.partition, m.offset) for m in batch]
+        self.messages += batch
+        return []
+
+    def snapshot(self) -> State:
+        return {"seen": len(self.seen)}
+
+    def restore(self, state: State) -> None:
+        pass
+
+
+def test_raw_values_processors_share_the_messages_of_equal_polls(log: EmbeddedLog) -> None:
+    """Two raw processors polling the same records get the same Message objects (decoded
+    once), each in its own list; every record reaches each exactly once, positions right."""
+    _produce(log, "p.in", [encode({"id": i}) for i in range(40)], partitions=3)
+    a, b = RawOffsets("a", "p.in"), RawOffsets("b", "p.in")
+    with Runner(log, [a, b], "p", batch_size=7) as runner:
+        runner.run_until_idle(idle_s=0.1, timeout_s=30)
+        positions = [dict(t.positions) for t in runner._tasks]
+    everything = sorted((r.partition, r.offset) for r in _read(log, "p.in"))
+    assert sorted(a.seen) == sorted(b.seen) == everything
+    assert all(x is y for x, y in zip(a.messages, b.messages, strict=True))
+    ends = {TopicPartition("p.in", p): max(o for q, o in everything if q == p) + 1
+            for p, _ in everything}
+    assert positions == [ends, ends]
+    runner = Runner(log, [RawOffsets("c", "p.in")], "q")
+    first = runner._raw_messages(_read(log, "p.in")[:5])
+    again = runner._raw_messages(_read(log, "p.in")[:5])
+    other = runner._raw_messages(_read(log, "p.in")[1:6])
+    assert first is not again and all(x is y for x, y in zip(first, again, strict=True))
+    assert not any(x is y for x, y in zip(again[1:], other, strict=False))
