@@ -13,7 +13,7 @@ this process (steadier on a shared machine; pyarrow's own threads count too):
   the file (flag policy, no anomalies on clean rows);
 * **both, shared batch** — both processors on the same micro-batches, so the
   columns are built once (:class:`streamml.statistics.batch.ExampleBatch`;
-  StatisticsGen then accumulates blocks of up to 8,192 examples, see its docs);
+  StatisticsGen then accumulates blocks of up to 16,384 examples, see its docs);
 * **from record bytes** — both processors from the records' JSON bytes, the
   cost the hosts pay too: *per record* decodes each with orjson into dicts
   first (the path before ``raw_values``), *columnar* hands the bytes to the

@@ -46,7 +46,9 @@ def pack_state(state: dict[str, Any]) -> str:
     The state is JSON-able, except that numpy arrays may stand for the base64
     text :func:`encode_array` gives (``to_dict(arrays=True)``): they travel as
     raw little-endian bytes after the JSON, not as base64 inside it. Format:
-    ``lz4:<size>:<base64 of LZ4 frame of (4-byte JSON length, JSON, arrays)>``.
+    ``lz4:<size>:<crc32>:<base64 of LZ4 frame of (4-byte JSON length, JSON, arrays)>``
+    (the CRC-32 of the uncompressed bytes: an LZ4 frame does not check the size it is
+    told, so a record claiming more would read back memory it never held).
     LZ4 packs a taxi window's 18 states in ~0.1 ms against ~0.6 ms for zstd
     level 1 and ~1.3 ms for zlib level 1 over the JSON with base64 arrays (the
     format before, still read: plain base64 of zlib), for ~1.4x zstd's bytes.
@@ -69,16 +71,21 @@ def pack_state(state: dict[str, Any]) -> str:
 
     header = orjson.dumps(state, default=refer)
     raw = b"".join([len(header).to_bytes(4, "little"), header, *arrays])
+    if len(raw) > _MAX_STATE_BYTES:
+        raise ValueError(f"a sketch state of {len(raw)} bytes is too large to pack")
     packed = base64.b64encode(_LZ4.compress(raw, asbytes=True)).decode("ascii")
-    return f"{_PREFIX}{len(raw)}:{packed}"
+    return f"{_PREFIX}{len(raw)}:{zlib.crc32(raw):08x}:{packed}"
 
 
 def _inflate(text: str) -> bytes:
-    size, _, packed = text.partition(":")
+    size, crc, packed = text.split(":", 2)
     if not 0 < int(size) <= _MAX_STATE_BYTES:  # a record's claim: bound the allocation
         raise ValueError(f"state size {size} out of range")
-    return bytes(_LZ4.decompress(base64.b64decode(packed.encode("ascii")),
-                                 decompressed_size=int(size), asbytes=True))
+    raw = _LZ4.decompress(base64.b64decode(packed.encode("ascii")),
+                          decompressed_size=int(size), asbytes=True)
+    if zlib.crc32(raw) != int(crc, 16):
+        raise ValueError("packed sketch state does not match its checksum")
+    return bytes(raw)
 
 
 def unpack_state(text: str) -> dict[str, Any]:
@@ -95,7 +102,8 @@ def unpack_state(text: str) -> dict[str, Any]:
             value = _resolve(value, raw, 4 + hlen)
         else:
             value = orjson.loads(zlib.decompress(base64.b64decode(text.encode("ascii"))))
-    except (ValueError, KeyError, TypeError, zlib.error, pa.ArrowException) as exc:
+    except (ValueError, KeyError, TypeError, OSError, RecursionError, zlib.error,
+            pa.ArrowException) as exc:  # pyarrow's LZ4 errors are OSErrors
         raise ValueError(f"not a packed sketch state: {exc}") from exc
     if not isinstance(value, dict):
         raise ValueError("packed sketch state is not an object")

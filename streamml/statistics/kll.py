@@ -159,8 +159,16 @@ class KLLSketch:
         self.n += other.n
         self.min = min(self.min, other.min)
         self.max = max(self.max, other.max)
-        self._coins ^= splitmix64_int(other._coins + 0x5851F42D)
+        self._coins ^= splitmix64_int(other._coins + 0x5851F42D)  # see mix_coins_as_merged
         self._compress()
+
+    def mix_coins_as_merged(self) -> None:
+        """Set the coin counter to what merging this sketch into an empty one leaves.
+
+        For a window that takes a piece over instead of merging it into its empty
+        self: the same later compactions, so the same sketch as before.
+        """
+        self._coins = splitmix64_int(self._coins + 0x5851F42D)
 
     def _coin(self, h: int, pivot: float) -> int:
         self._coins += 1

@@ -113,6 +113,7 @@ class NumericAccumulator:
             m2 = max(float(np.dot(dev, dev)) - resid * resid / n_finite, 0.0)
             self._combine(n_finite, mean + resid / n_finite, m2)
         ordered = np.sort(values)  # once, for the extremes and both sketches
+        ordered += 0.0  # -0.0 is 0.0 (a sort leaves equal zeros in no particular order)
         self.min = min(self.min, float(ordered[0]))
         self.max = max(self.max, float(ordered[-1]))
         self.zeros += n_finite - int(np.count_nonzero(values))
@@ -155,7 +156,7 @@ class NumericAccumulator:
         qs = list(options.quantiles)
         nq = options.num_quantile_buckets
         # one sketch query: the quantiles, the median and the quantile histogram's edges
-        ranks = np.concatenate((qs, [0.5], np.arange(nq + 1) / nq))
+        ranks = np.concatenate((qs, [0.5], np.linspace(0.0, 1.0, nq + 1)))
         values = self.quantiles.quantiles(ranks).tolist()
         edges = values[len(qs) + 1:]
         return {

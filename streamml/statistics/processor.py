@@ -11,6 +11,9 @@ Reads examples, keeps one accumulator per open window and split, and publishes
   clock minus the lateness does (a drained replay closes all its windows).
   Examples for a window already closed are *late*: they still count in count
   and cumulative windows, and in :attr:`StatisticsGen.late`;
+* an example's ``split`` names its windows' split (``train``, ``eval``...; a value
+  that is not a lowercase identifier is normalized: ``Eval-2`` → ``eval_2``, and one
+  that is missing or empty counts in ``all``);
 * the **cumulative** window is republished as a progress update
   (``final=False``) each time it crosses a multiple of ``cumulative_every``
   examples (checked when a micro-batch is flushed), and is finalized and
@@ -48,6 +51,9 @@ True
 
 from __future__ import annotations
 
+import functools
+import re
+import string
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -175,7 +181,7 @@ class StatisticsGen(Processor):
             groups = {v: np.flatnonzero(arr == v) for v in distinct}
         out: dict[str, list[np.ndarray]] = {}
         for split, idx in groups.items():
-            key = split if isinstance(split, str) and split else "all"
+            key = split_key(split) if isinstance(split, str) else "all"
             if self.splits == "all" or key == "all":
                 out.setdefault("all", []).append(idx)
             else:
@@ -295,38 +301,37 @@ class StatisticsGen(Processor):
         self._closed = closed
 
     def _merge_piece(self, split: str, cidx: int, tstart: int, piece: OpenWindow) -> None:
-        """Fold a piece into its windows; a window it opens takes it over instead of a copy."""
+        """Fold a piece into its windows; the first window it opens takes it over (last,
+        once the others have merged it) instead of a copy."""
         st = self.state[split]
-        taken = False
+        targets: list[OpenWindow] = []
+        fresh: OpenWindow | None = None
         if cidx >= 0 and self.count_window is not None:
             target = st.counts.get(cidx)
             if target is None:
-                target = st.counts[cidx] = self._window(
+                target = fresh = st.counts[cidx] = self._window(
                     "count", count_window_id(self.count_window, cidx),
                     size=self.count_window, index=cidx)
-                target.take_over(piece)
-                taken = True
-            else:
-                target.merge(piece)
+            targets.append(target)
         if tstart >= 0 and self.time_window_ms is not None:
             target = st.times.get(tstart)
             if target is None:
                 target = st.times[tstart] = self._window(
                     "time", time_window_id(self.time_window_ms, tstart),
                     size=self.time_window_ms, start_ms=tstart)
-                if not taken:
-                    target.take_over(piece)
-                    taken = True
-                else:
-                    target.merge(piece)
-            else:
-                target.merge(piece)
+                fresh = fresh or target
+            targets.append(target)
         if self.cumulative:
             if st.cumulative is None:
                 st.cumulative = self._window(
                     "cumulative", cumulative_window_id(self.schema_version),
                     since_schema_version=self.schema_version)
-            st.cumulative.merge(piece)
+            targets.append(st.cumulative)
+        for target in targets:
+            if target is not fresh:
+                target.merge(piece)
+        if fresh is not None:
+            fresh.take_over(piece)
 
     def _dead_letter(self, msg: Message, reason: str) -> Emit:
         return dead_letter_emit(msg, reason="invalid_json", detail=reason,
@@ -404,6 +409,26 @@ class StatisticsGen(Processor):
         self.schema_version = state["schema_version"]
         self.state = {split: SplitState.from_dict(st) for split, st in state["splits"].items()}
         self._reset_pending()
+
+
+_SPLIT_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+@functools.lru_cache(maxsize=1024)
+def split_key(value: str) -> str:
+    """The statistics split of an example's ``split``: a lowercase identifier, as record
+    keys and the ``StatisticsWindow`` schema want (other characters become ``_``;
+    empty: ``all``).
+
+    >>> split_key("train"), split_key("Eval-2"), split_key("2024"), split_key("")
+    ('train', 'eval_2', 's_2024', 'all')
+    """
+    if _SPLIT_NAME.fullmatch(value):
+        return value
+    key = re.sub(r"[^a-z0-9_]", "_", value.lower())
+    if not key.strip("_"):
+        return "all"
+    return key if key[0] in string.ascii_lowercase else f"s_{key}"
 
 
 def statistics_gen_worker() -> StatisticsGen:

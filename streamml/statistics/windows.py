@@ -130,11 +130,15 @@ class OpenWindow:
     def take_over(self, other: OpenWindow) -> None:
         """Become ``other``'s examples without copying (this window must be new and empty).
 
-        ``other`` is this window's state afterwards: it may still be read (merged
-        into other windows, which leaves it unchanged) but must not be changed.
+        The same state as ``merge(other)`` into this empty window gives (the KLL
+        sketches' coin counters are mixed as a merge mixes them), so ``other`` must
+        not be read or changed afterwards: merge it into other windows first.
         """
         if self.accumulator.num_examples or self.offsets:
             raise ValueError("take_over needs an empty window")
+        for feature in other.accumulator.features.values():
+            if feature.numeric is not None:
+                feature.numeric.quantiles.mix_coins_as_merged()
         self.accumulator, self.offsets = other.accumulator, other.offsets
         self.min_event_ms, self.max_event_ms = other.min_event_ms, other.max_event_ms
         self.max_log_ms = other.max_log_ms

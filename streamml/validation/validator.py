@@ -51,6 +51,8 @@ from collections.abc import Iterable, Sequence
 from operator import attrgetter
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from streamml import serde
 from streamml.errors import InvalidRecord
 from streamml.payloads.deadletter import DeadLetter
@@ -137,11 +139,20 @@ class ExampleValidator(Processor):
                 except (InvalidRecord, UnicodeDecodeError) as exc:
                     out.append(self._dead_letter(m, str(exc)))
                     continue
+                try:
+                    if m.topic == self.schema_topic:
+                        schema = SchemaVersion.model_validate(m.value)
+                    else:
+                        window = StatisticsWindow.model_validate(m.value)
+                except ValidationError as exc:  # not ours, or damaged: refused, not fatal
+                    out.append(self._dead_letter(m, str(exc).splitlines()[0],
+                                                 reason="invalid_payload"))
+                    continue
                 if m.topic == self.schema_topic:
-                    self.current_schema = SchemaVersion.model_validate(m.value)
-                    self._checker = SchemaChecker(self.current_schema)
+                    self.current_schema = schema
+                    self._checker = SchemaChecker(schema)
                 else:
-                    out.extend(self._window(StatisticsWindow.model_validate(m.value), m))
+                    out.extend(self._window(window, m))
             else:
                 run.append(m)
         out.extend(self._examples(run if len(run) < len(batch) else batch))
@@ -218,8 +229,8 @@ class ExampleValidator(Processor):
                                         timestamp_ms=m.timestamp_ms))
         return out
 
-    def _dead_letter(self, m: Message, reason: str) -> Emit:
-        return dead_letter_emit(m, reason="invalid_json", detail=reason,
+    def _dead_letter(self, m: Message, detail: str, reason: str = "invalid_json") -> Emit:
+        return dead_letter_emit(m, reason=reason, detail=detail,
                                 component=self.processor_name, pipeline=self.pipeline,
                                 topic=self.deadletter_topic)
 

@@ -131,3 +131,87 @@ def test_overflowing_moments_survive_a_checkpoint() -> None:
     [after] = clone.cumulative_statistics()
     assert serde.encode(after.value) == serde.encode(before.value)
     assert before.value["features"]["x"]["numeric"]["std_dev"] in ("Infinity", "NaN")
+
+
+def test_taking_a_piece_over_equals_merging_it_into_an_empty_window() -> None:
+    """``take_over`` is ``merge`` into an empty window, sketches' coin counters included."""
+    rng = np.random.default_rng(3)
+    rows = [{"x": float(v), "n": int(v * 10) % 7, "s": f"v{int(v * 100) % 9}"}
+            for v in rng.normal(size=5_000)]
+    merged, taken = OpenWindow("count", "w"), OpenWindow("count", "w")
+    pieces = []
+    for _ in range(2):
+        piece = OpenWindow("count", "piece")
+        piece.accumulator.add_batch(rows)
+        piece.observe("p.examples", 0, 7, 9, 11)
+        pieces.append(piece)
+    merged.merge(pieces[0])
+    taken.take_over(pieces[1])
+    assert taken.to_dict() == merged.to_dict()
+    for w in (merged, taken):  # and they go on alike
+        w.accumulator.add_batch(rows[:3_000])
+    assert taken.to_dict() == merged.to_dict()
+
+
+def test_quantile_histogram_edges_are_the_sketch_quantiles_at_even_ranks() -> None:
+    from streamml.statistics.numeric import NumericAccumulator
+
+    acc = NumericAccumulator()
+    acc.add(np.arange(1_000, dtype=np.float64))
+    opts = StatisticsOptions()
+    hist = acc.extract_dict(opts)["histograms"][1]
+    edges = [hist["buckets"][0]["low"]] + [b["high"] for b in hist["buckets"]]
+    want = acc.quantiles.quantiles(np.linspace(0.0, 1.0, opts.num_quantile_buckets + 1))
+    assert edges == want.tolist()
+
+
+def test_negative_zero_counts_as_zero() -> None:
+    from streamml.statistics.numeric import NumericAccumulator
+
+    a, b = NumericAccumulator(), NumericAccumulator()
+    a.add(np.array([-0.0, 0.0, 1.0]))
+    b.add(np.array([0.0, -0.0, 1.0]))
+    assert a.to_dict() == b.to_dict() and str(a.min) == "0.0" and a.zeros == 2
+
+
+def test_damaged_packed_states_are_value_errors() -> None:
+    """A wrong size claim, a bad checksum, a broken frame, deep nesting: ValueError, not
+    garbage memory, OSError or RecursionError."""
+    import base64
+    import zlib
+
+    import pyarrow as pa
+    import pytest
+
+    from streamml.statistics._codec import pack_state, unpack_state
+
+    good = pack_state({"x": np.arange(4, dtype=np.float64)})
+    _, size, crc, body = good.split(":", 3)
+    raw = pa.Codec("lz4").decompress(base64.b64decode(body), decompressed_size=int(size),
+                                     asbytes=True)
+    deep = b"[" * 600 + b"]" * 600
+    deep_raw = len(deep).to_bytes(4, "little") + deep
+    deep_text = (f"lz4:{len(deep_raw)}:{zlib.crc32(deep_raw):08x}:"
+                 + base64.b64encode(pa.Codec("lz4").compress(deep_raw, asbytes=True)).decode())
+    for text in (f"lz4:{int(size) + 4096}:{crc}:{body}",  # claims more than it holds
+                 f"lz4:{size}:{zlib.crc32(raw) ^ 1:08x}:{body}",
+                 f"lz4:{size}:{crc}:AAAA", "lz4:10:0:AAAA", "lz4:x", deep_text):
+        with pytest.raises(ValueError):
+            unpack_state(text)
+    assert unpack_state(good)["x"] == base64.b64encode(np.arange(4.0).tobytes()).decode()
+
+
+def test_split_values_become_identifiers_and_damaged_statistics_are_dead_letters() -> None:
+    from streamml.validation.validator import ExampleValidator
+
+    gen = StatisticsGen("p.examples", "p.statistics", count_window=2, cumulative=False)
+    msgs = [Message("p.examples", 0, i, 1_000 + i, f"id{i}",
+                    {"split": "Eval-2", "event_time": 1_000 + i, "features": {"x": 1.0}})
+            for i in range(2)]
+    [out] = gen.process(msgs)
+    assert out.key == "eval_2/count:2:0"
+    StatisticsWindow.model_validate(out.value)
+    v = ExampleValidator("p.examples", "p.anomalies", statistics_topic="p.statistics")
+    bad = Message("p.statistics", 0, 0, 5, "k", {**out.value, "split": "Eval-2"})
+    [letter] = v.process([bad])
+    assert letter.topic == "p.deadletter" and letter.value["reason"] == "invalid_payload"
