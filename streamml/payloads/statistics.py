@@ -139,8 +139,8 @@ class FeatureStatistics(Payload):
 
     StatisticsGen writes one entry, ``accumulator``: the feature accumulator's JSON
     state (exact moments and counts, KLL, HyperLogLog and Misra–Gries sketches),
-    LZ4-compressed with its arrays as raw bytes, as ``lz4:<size>:<crc32>:<base64>`` (older
-    zlib format is still read; ``streamml.statistics._codec.pack_state``)."""
+    LZ4-compressed with its arrays as raw bytes, as ``lz4:<size>:<crc32>:<base64>`` (the
+    older zlib format is still read; ``streamml.statistics._codec.pack_state``)."""
 
 
 class StatisticsWindow(Payload):
