@@ -140,6 +140,22 @@ def test_columnar_batch_equals_dict_batch(msgs: list[Message], rnd: Any) -> None
             [want.row(i).get(k) for k in got.row(i)])
 
 
+def test_ints_in_double_columns_however_they_are_written() -> None:
+    """Ints among floats are found whether the number follows the colon at once or not,
+    with exponents, signs, spacing and long tokens (the byte window, then the regex)."""
+    texts = ['{"features":{"x":5,"y":2.5}}', '{"features":{"x" : 7 ,"y":3}}',
+             '{"features":{"x":1e2,"y":-0}}', '{"features":{"x":-4.0,"y":1E1}}',
+             '{"features":{"x":   12,"y":0.0}}',
+             '{"features":{"y":-3,"x":3.0000000000000000000000}}',
+             '{"features":{"x":1234567890123,"y":8}}', '{"features":{"x":0.5,"y":4.0e0}}']
+    msgs = [Message(TOPIC, 0, i, i, None, t.encode()) for i, t in enumerate(texts)]
+    got, _, _ = decode_examples(msgs)
+    want, _, _ = reference(msgs)
+    for name in ("x", "y"):
+        assert typed(got.values(name)) == typed(want.values(name)), name
+        assert got.kinds(name) == want.kinds(name)
+
+
 def test_fast_path_is_taken_on_clean_records() -> None:
     msgs = [Message(TOPIC, 0, i, i, None, encode_example(
         {"id": f"e{i}", "split": "train", "event_time": 5 + i,
