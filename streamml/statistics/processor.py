@@ -51,9 +51,6 @@ True
 
 from __future__ import annotations
 
-import functools
-import re
-import string
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -70,6 +67,7 @@ from streamml.statistics.windows import (
     SplitState,
     count_window_id,
     cumulative_window_id,
+    split_key,
     time_window_id,
 )
 
@@ -409,26 +407,6 @@ class StatisticsGen(Processor):
         self.schema_version = state["schema_version"]
         self.state = {split: SplitState.from_dict(st) for split, st in state["splits"].items()}
         self._reset_pending()
-
-
-_SPLIT_NAME = re.compile(r"[a-z][a-z0-9_]*")
-
-
-@functools.lru_cache(maxsize=1024)
-def split_key(value: str) -> str:
-    """The statistics split of an example's ``split``: a lowercase identifier, as record
-    keys and the ``StatisticsWindow`` schema want (other characters become ``_``;
-    empty: ``all``).
-
-    >>> split_key("train"), split_key("Eval-2"), split_key("2024"), split_key("")
-    ('train', 'eval_2', 's_2024', 'all')
-    """
-    if _SPLIT_NAME.fullmatch(value):
-        return value
-    key = re.sub(r"[^a-z0-9_]", "_", value.lower())
-    if not key.strip("_"):
-        return "all"
-    return key if key[0] in string.ascii_lowercase else f"s_{key}"
 
 
 def statistics_gen_worker() -> StatisticsGen:

@@ -23,6 +23,9 @@ Three kinds, all with deterministic ids (part of the record key
 
 from __future__ import annotations
 
+import functools
+import re
+import string
 from typing import Any, Literal
 
 import numpy as np
@@ -51,6 +54,26 @@ def cumulative_window_id(since_schema_version: int | None) -> str:
     ('cumulative', 'cumulative:v2')
     """
     return "cumulative" if since_schema_version is None else f"cumulative:v{since_schema_version}"
+
+
+_SPLIT_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+@functools.lru_cache(maxsize=1024)
+def split_key(value: str) -> str:
+    """The statistics split of an example's ``split``: a lowercase identifier, as record
+    keys and the ``StatisticsWindow`` schema want (other characters become ``_``;
+    empty: ``all``).
+
+    >>> split_key("train"), split_key("Eval-2"), split_key("2024"), split_key("")
+    ('train', 'eval_2', 's_2024', 'all')
+    """
+    if _SPLIT_NAME.fullmatch(value):
+        return value
+    key = re.sub(r"[^a-z0-9_]", "_", value.lower())
+    if not key.strip("_"):
+        return "all"
+    return key if key[0] in string.ascii_lowercase else f"s_{key}"
 
 
 def time_window_start(event_ms: int, size_ms: int) -> int:
