@@ -101,7 +101,11 @@ def unpack_state(text: str) -> dict[str, Any]:
             value = orjson.loads(raw[4:4 + hlen])
             value = _resolve(value, raw, 4 + hlen)
         else:
-            value = orjson.loads(zlib.decompress(base64.b64decode(text.encode("ascii"))))
+            inflate = zlib.decompressobj()  # bounded: no decompression bomb
+            raw = inflate.decompress(base64.b64decode(text.encode("ascii")), _MAX_STATE_BYTES)
+            if inflate.unconsumed_tail:
+                raise ValueError("packed sketch state is too large")
+            value = orjson.loads(raw)
     except (ValueError, KeyError, TypeError, OSError, RecursionError, zlib.error,
             pa.ArrowException) as exc:  # pyarrow's LZ4 errors are OSErrors
         raise ValueError(f"not a packed sketch state: {exc}") from exc
@@ -132,7 +136,10 @@ def _resolve(value: Any, raw: bytes, start: int) -> Any:
             return [swap(x) for x in v]
         return v
 
-    return swap(value)
+    out = swap(value)
+    if start != len(raw):  # the header and its arrays are all there is
+        raise ValueError("packed sketch state has bytes its header does not account for")
+    return out
 
 
 def splitmix64(x: np.ndarray) -> np.ndarray:

@@ -166,8 +166,15 @@ class FeatureAccumulator:
                         options: StatisticsOptions | None = None) -> FeatureAccumulator:
         """Rebuild the accumulator from a payload written with ``with_sketches=True``."""
         if SKETCH_KEY not in stats.sketches:
-            raise ValueError("these feature statistics carry no accumulator sketch")
-        return cls.from_dict(unpack_state(stats.sketches[SKETCH_KEY]), options)
+            raise MissingSketch("these feature statistics carry no accumulator sketch")
+        try:
+            return cls.from_dict(unpack_state(stats.sketches[SKETCH_KEY]), options)
+        except (KeyError, TypeError, IndexError, AttributeError) as exc:  # not a state
+            raise ValueError(f"damaged accumulator sketch: {exc!r}") from exc
+
+
+class MissingSketch(ValueError):
+    """Statistics published without sketches (``with_sketches=False``): nothing to merge."""
 
 
 def dominant_type(type_counts: dict[str, int]) -> FeatureType | None:

@@ -168,7 +168,8 @@ class KLLSketch:
         For a window that takes a piece over instead of merging it into its empty
         self: the same later compactions, so the same sketch as before.
         """
-        self._coins = splitmix64_int(self._coins + 0x5851F42D)
+        if self.n:  # merge() leaves an empty sketch's counter alone
+            self._coins = splitmix64_int(self._coins + 0x5851F42D)
 
     def _coin(self, h: int, pivot: float) -> int:
         self._coins += 1

@@ -24,6 +24,7 @@ Three kinds, all with deterministic ids (part of the record key
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import string
 from typing import Any, Literal
@@ -63,16 +64,21 @@ _SPLIT_NAME = re.compile(r"[a-z][a-z0-9_]*")
 def split_key(value: str) -> str:
     """The statistics split of an example's ``split``: a lowercase identifier, as record
     keys and the ``StatisticsWindow`` schema want (other characters become ``_``;
-    empty: ``all``).
+    a name with no ASCII letter or digit gets a hash; empty: ``all``).
 
     >>> split_key("train"), split_key("Eval-2"), split_key("2024"), split_key("")
     ('train', 'eval_2', 's_2024', 'all')
+    >>> split_key("训练") == split_key("训练") != split_key("评估")
+    True
     """
     if _SPLIT_NAME.fullmatch(value):
         return value
-    key = re.sub(r"[^a-z0-9_]", "_", value.lower())
-    if not key.strip("_"):
+    if not value:
         return "all"
+    key = re.sub(r"[^a-z0-9_]", "_", value.lower())
+    if not key.strip("_"):  # nothing ASCII left (say "训练"): a name of its own, not "all"
+        return "s_" + hashlib.blake2b(value.encode("utf-8", "surrogatepass"),
+                                      digest_size=4).hexdigest()
     return key if key[0] in string.ascii_lowercase else f"s_{key}"
 
 

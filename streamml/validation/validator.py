@@ -61,6 +61,7 @@ from streamml.payloads.statistics import StatisticsWindow
 from streamml.processors.base import Emit, Message, Processor, State
 from streamml.processors.deadletter import dead_letter_emit
 from streamml.statistics.dataset import StatisticsAccumulator
+from streamml.statistics.feature import MissingSketch
 from streamml.statistics.rawbatch import decode_examples, decoded
 from streamml.validation.alerts import AlertBook
 from streamml.validation.checks import Finding, SchemaChecker
@@ -240,8 +241,10 @@ class ExampleValidator(Processor):
             return []
         try:
             cur = StatisticsAccumulator.from_window(w)
-        except ValueError:  # published without sketches: nothing to test
+        except MissingSketch:  # published without sketches: nothing to test
             return []
+        except ValueError as exc:  # sketches that do not decode: refused, not fatal
+            return [self._dead_letter(m, str(exc), reason="invalid_payload")]
         out: list[Emit] = []
         when = w.window.event_time.end_ms if w.window.event_time else w.created_at
         if self._ref_acc is not None:

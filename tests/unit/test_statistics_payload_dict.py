@@ -136,7 +136,8 @@ def test_overflowing_moments_survive_a_checkpoint() -> None:
 def test_taking_a_piece_over_equals_merging_it_into_an_empty_window() -> None:
     """``take_over`` is ``merge`` into an empty window, sketches' coin counters included."""
     rng = np.random.default_rng(3)
-    rows = [{"x": float(v), "n": int(v * 10) % 7, "s": f"v{int(v * 100) % 9}"}
+    rows = [{"x": float(v), "n": int(v * 10) % 7, "s": f"v{int(v * 100) % 9}",
+             "gone": math.nan}  # a numeric feature whose sketch stays empty
             for v in rng.normal(size=5_000)]
     merged, taken = OpenWindow("count", "w"), OpenWindow("count", "w")
     pieces = []
@@ -193,7 +194,10 @@ def test_damaged_packed_states_are_value_errors() -> None:
     deep_raw = len(deep).to_bytes(4, "little") + deep
     deep_text = (f"lz4:{len(deep_raw)}:{zlib.crc32(deep_raw):08x}:"
                  + base64.b64encode(pa.Codec("lz4").compress(deep_raw, asbytes=True)).decode())
-    for text in (f"lz4:{int(size) + 4096}:{crc}:{body}",  # claims more than it holds
+    padded = raw + bytes(4096)  # a size lie whose extra bytes are zeros: the CRC agrees
+    lie = f"lz4:{len(padded)}:{zlib.crc32(padded):08x}:{body}"
+    bomb = base64.b64encode(zlib.compress(b'{"x":"' + b"a" * (80 << 20) + b'"}')).decode()
+    for text in (lie, bomb, f"lz4:{int(size) + 4096}:{crc}:{body}",  # claims more
                  f"lz4:{size}:{zlib.crc32(raw) ^ 1:08x}:{body}",
                  f"lz4:{size}:{crc}:AAAA", "lz4:10:0:AAAA", "lz4:x", deep_text):
         with pytest.raises(ValueError):
@@ -215,3 +219,11 @@ def test_split_values_become_identifiers_and_damaged_statistics_are_dead_letters
     bad = Message("p.statistics", 0, 0, 5, "k", {**out.value, "split": "Eval-2"})
     [letter] = v.process([bad])
     assert letter.topic == "p.deadletter" and letter.value["reason"] == "invalid_payload"
+    from streamml.statistics._codec import pack_state
+
+    damaged = {**out.value, "features": {"x": {**out.value["features"]["x"],
+                                               "sketches": {"accumulator": pack_state({})}}}}
+    [letter] = v.process([Message("p.statistics", 0, 1, 6, "k", damaged)])
+    assert letter.value["reason"] == "invalid_payload" and "damaged" in letter.value["detail"]
+    bare = {**out.value, "features": {"x": {**out.value["features"]["x"], "sketches": {}}}}
+    assert list(v.process([Message("p.statistics", 0, 2, 7, "k", bare)])) == []
