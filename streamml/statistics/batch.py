@@ -103,10 +103,9 @@ class ExampleBatch:
         """The envelopes' ``id`` column, when the batch was decoded columnar."""
         self.row_of: Callable[[int], Mapping[str, Any]] | None = None
         """Example ``i``'s features decoded exactly (key order, int or float), if no rows."""
-        self.presence: Callable[[str], np.ndarray] | None = None
-        """Per example: whether the feature's key occurs (for batches without rows)."""
         self.occurs_any: Callable[[str, np.ndarray], bool] | None = None
-        """Whether the key occurs in any of those examples (``presence``, short-circuited)."""
+        """Whether the feature's key occurs in any example at those indices (for batches
+        decoded from record bytes, which have no rows; see :meth:`_occurs`)."""
         self._parts: Sequence[ExampleBatch] = ()
 
     @property
@@ -391,20 +390,6 @@ class ExampleBatch:
         return Column(present=present, missing=int(np.count_nonzero(mask)) - present,
                       numbers=numbers, type_counts={kind: present} if present else {})
 
-    def occurrences(self, name: str) -> np.ndarray | None:
-        """Per example: whether the feature's key occurs; None if unknown (a table: all)."""
-        if self.rows:
-            return np.fromiter((name in r for r in self.rows), bool, self.n)
-        if self.presence is not None:
-            return self.presence(name)
-        if self._parts:
-            masks = [b.occurrences(name) if name in b.names else np.zeros(b.n, bool)
-                     for b in self._parts]
-            if any(m is None for m in masks):
-                return None
-            return np.concatenate([m for m in masks if m is not None])
-        return None
-
     def _occurs(self, name: str, indices: np.ndarray | None) -> bool:
         """Whether the feature's key occurs in any example at ``indices`` (all: ``None``)."""
         if self._parts:  # a block: ask the micro-batches that hold those examples
@@ -418,13 +403,10 @@ class ExampleBatch:
                     return True
                 start = end
             return False
-        if not self.rows and self.occurs_any is not None:
-            return self.occurs_any(name, np.arange(self.n) if indices is None else indices)
-        if not self.rows:
-            mask = self.occurrences(name)
-            if mask is None:
+        if not self.rows:  # decoded from bytes: ask them; a table: every key occurs
+            if self.occurs_any is None:
                 return True
-            return bool(mask.any() if indices is None else mask[indices].any())
+            return self.occurs_any(name, np.arange(self.n) if indices is None else indices)
         if indices is None:
             return any(name in r for r in self.rows)
         rows = self.rows

@@ -178,7 +178,6 @@ def _columnar(messages: Sequence[Message]) -> ExampleBatch | None:
         if not _feature(b, name, arr, ints.get(name)):
             return None
     b.names = sorted(names)
-    b.presence = raw.presence
     b.occurs_any = raw.occurs_any
     b.row_of = raw.row
     return b
