@@ -28,6 +28,7 @@ import abc
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
+from operator import itemgetter
 from typing import Any, Literal, NamedTuple
 
 Headers = tuple[tuple[str, bytes], ...]
@@ -86,6 +87,35 @@ def records_from_columns(
     rows = zip(repeat(topic, n), repeat(partition, n), offsets, timestamps, keys, values,
                repeat((), n) if headers is None else headers, strict=True)
     return list(map(_new_tuple, repeat(Record, n), rows))
+
+
+_TOPIC_PARTITION = itemgetter(0, 1)
+_OFFSET = itemgetter(2)
+
+
+def advance_positions(positions: dict[TopicPartition, int], records: Sequence[Record]) -> None:
+    """Move each partition's position past the highest offset of ``records`` (a poll).
+
+    >>> pos = {}
+    >>> advance_positions(pos, [Record("t", 0, 5, 0, None, None),
+    ...                         Record("t", 1, 2, 0, None, None), Record("t", 0, 6, 0, None, None)])
+    >>> pos
+    {TopicPartition(topic='t', partition=0): 7, TopicPartition(topic='t', partition=1): 3}
+    """
+    if not records:
+        return
+    first = records[0]
+    if first[:2] == records[-1][:2] and len(set(map(_TOPIC_PARTITION, records))) == 1:
+        highest = {first[:2]: max(map(_OFFSET, records))}  # one partition: the usual poll
+    else:
+        highest = {}
+        for r in records:
+            key = r[:2]
+            if r.offset > highest.get(key, -1):
+                highest[key] = r.offset
+    for (topic, partition), offset in highest.items():
+        tp = TopicPartition(topic, partition)
+        positions[tp] = max(positions.get(tp, 0), offset + 1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,15 @@ from operator import itemgetter
 from types import FrameType
 
 from streamml.errors import ConfigError, InvalidRecord
-from streamml.log.base import Consumer, Log, Producer, Record, TopicPartition, TopicSpec
+from streamml.log.base import (
+    Consumer,
+    Log,
+    Producer,
+    Record,
+    TopicPartition,
+    TopicSpec,
+    advance_positions,
+)
 from streamml.processors.base import Emit, Message, Processor
 from streamml.processors.deadletter import dead_letter
 from streamml.runtime.checkpoint import Checkpoint, CheckpointStore, checkpoint_key
@@ -83,31 +91,6 @@ class _Task:
 
 
 _RECORD_ID = itemgetter(0, 1, 2)  # (topic, partition, offset) of a Record
-_TOPIC_PARTITION = itemgetter(0, 1)
-_OFFSET = itemgetter(2)
-
-
-def _advance(positions: dict[TopicPartition, int], records: Sequence[Record]) -> None:
-    """Move each partition's position past the highest offset of ``records``.
-
-    >>> pos = {}; _advance(pos, [Record("t", 0, 5, 0, None, None), Record("t", 1, 2, 0, None, None),
-    ...                          Record("t", 0, 6, 0, None, None)]); pos
-    {TopicPartition(topic='t', partition=0): 7, TopicPartition(topic='t', partition=1): 3}
-    """
-    if not records:
-        return
-    first = records[0]
-    if first[:2] == records[-1][:2] and len(set(map(_TOPIC_PARTITION, records))) == 1:
-        highest = {first[:2]: max(map(_OFFSET, records))}  # one partition: the usual poll
-    else:
-        highest = {}
-        for r in records:
-            key = r[:2]
-            if r.offset > highest.get(key, -1):
-                highest[key] = r.offset
-    for (topic, partition), offset in highest.items():
-        tp = TopicPartition(topic, partition)
-        positions[tp] = max(positions.get(tp, 0), offset + 1)
 
 
 def topic_spec(pipeline: str, topic: str) -> TopicSpec:
@@ -302,7 +285,7 @@ class Runner:
                                     record.timestamp_ms, key, value))
         emits = task.processor.process(messages) if messages else ()
         sent = self._send(task, emits)
-        _advance(task.positions, records)  # only once processing succeeded
+        advance_positions(task.positions, records)  # only once processing succeeded
         task.stats.records_in += len(records)
         task.pending += len(records)
         return sent > 0 or len(messages) < len(records)
