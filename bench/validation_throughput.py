@@ -205,8 +205,8 @@ def main() -> None:
             v.process(b)
         gen.drain()
 
-    def decode_all() -> dict[int, object]:
-        return {id(rb): rawbatch.decode_examples(rb) for rb in raw_batches}
+    def decode_all() -> dict[int, object]:  # by the batch's first message, which both see
+        return {id(rb[0]): rawbatch.decode_examples(rb) for rb in raw_batches}
 
     decoded_batches: dict[int, object] = {}
 
@@ -215,24 +215,16 @@ def main() -> None:
         real = (stats_module.decode_examples, validator_module.decode_examples)
         lookup = decoded_batches.__getitem__
         stats_module.decode_examples = validator_module.decode_examples = (  # type: ignore
-            lambda msgs: lookup(id(msgs)))
+            lambda msgs: lookup(id(msgs[0])))
         try:
             runs = []
             for _ in range(args.repeat):
                 decoded_batches.clear()
                 decoded_batches.update(decode_all())
-                runs.append(best(both_bytes_shared, 1))
+                runs.append(best(lambda: both_bytes(True), 1))
             return min(r[0] for r in runs), min(r[1] for r in runs)
         finally:
             stats_module.decode_examples, validator_module.decode_examples = real
-
-    def both_bytes_shared() -> None:
-        gen = StatisticsGen(TOPIC, "taxi.statistics", pipeline="taxi")
-        v = ExampleValidator(TOPIC, "taxi.anomalies", schema=schema)
-        for rb in raw_batches:  # the same list objects the batches were decoded from
-            gen.process(rb)
-            v.process(rb)
-        gen.drain()
 
     tmp = tempfile.TemporaryDirectory()
     log = EmbeddedLog(tmp.name)
