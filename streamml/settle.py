@@ -1,6 +1,5 @@
 """Settle a model after pickling: attribute access as fast as a never-pickled model's.
 
-
 On CPython 3.11 and 3.12 an instance keeps its attributes in an inline
 "values" array, which the specializing interpreter reads directly
 (``LOAD_ATTR_INSTANCE_VALUE``). Reading ``obj.__dict__`` — which ``pickle``

@@ -1,7 +1,7 @@
-"""Windows of StatisticsGen: ids, bounds and the state of one open window.
+"""Windows of StatisticsGen: keys, ids, bounds and the state of one open window.
 
-Three kinds, all with deterministic ids (part of the record key
-``<split>/<window id>``):
+A window record's key is ``<split>/<window id>``: the split as :func:`split_key`
+makes it an identifier, and one of three kinds of window, all with deterministic ids:
 
 * ``count:<size>:<index>`` — tumbling, exactly ``size`` examples of one split;
 * ``time:<size_ms>:<start_ms>`` — tumbling by event time, ``[start, start + size)``,
