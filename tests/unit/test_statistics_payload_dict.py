@@ -197,11 +197,18 @@ def test_damaged_packed_states_are_value_errors() -> None:
     padded = raw + bytes(4096)  # a size lie whose extra bytes are zeros: the CRC agrees
     lie = f"lz4:{len(padded)}:{zlib.crc32(padded):08x}:{body}"
     bomb = base64.b64encode(zlib.compress(b'{"x":"' + b"a" * (80 << 20) + b'"}')).decode()
-    for text in (lie, bomb, f"lz4:{int(size) + 4096}:{crc}:{body}",  # claims more
+    for text in (lie, f"lz4:{int(size) + 4096}:{crc}:{body}",  # claims more
                  f"lz4:{size}:{zlib.crc32(raw) ^ 1:08x}:{body}",
                  f"lz4:{size}:{crc}:AAAA", "lz4:10:0:AAAA", "lz4:x", deep_text):
         with pytest.raises(ValueError):
             unpack_state(text)
+    with pytest.raises(ValueError, match="too large"):  # stops at the bound, not at 80 MB
+        unpack_state(bomb)
+    junk = raw + b"junk"  # well-formed, checksummed, but more than its header names
+    trailing = (f"lz4:{len(junk)}:{zlib.crc32(junk):08x}:"
+                + base64.b64encode(pa.Codec("lz4").compress(junk, asbytes=True)).decode())
+    with pytest.raises(ValueError, match="does not account for"):
+        unpack_state(trailing)
     assert unpack_state(good)["x"] == base64.b64encode(np.arange(4.0).tobytes()).decode()
 
 
