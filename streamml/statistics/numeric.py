@@ -112,11 +112,12 @@ class NumericAccumulator:
             resid = float(dev.sum())
             m2 = max(float(np.dot(dev, dev)) - resid * resid / n_finite, 0.0)
             self._combine(n_finite, mean + resid / n_finite, m2)
-        ordered = np.sort(values)  # once, for the extremes and both sketches
+        ordered = np.sort(values)  # once, for the extremes, the zeros and both sketches
         ordered += 0.0  # -0.0 is 0.0 (a sort leaves equal zeros in no particular order)
         self.min = min(self.min, float(ordered[0]))
         self.max = max(self.max, float(ordered[-1]))
-        self.zeros += n_finite - int(np.count_nonzero(values))
+        self.zeros += int(np.searchsorted(ordered, 0.0, "right")
+                          - np.searchsorted(ordered, 0.0, "left"))
         self.fractional += int(np.count_nonzero(values != np.floor(values)))
         self.quantiles.update_sorted(ordered)
         # distinct values only: HyperLogLog's registers are the same, at a fraction of the hashing
