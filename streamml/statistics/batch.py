@@ -335,8 +335,10 @@ class ExampleBatch:
         whole = indices is None or len(indices) == self.n
         pick: pa.Array | None = None
         mask: np.ndarray | None = None
+        n_mask = 0  # rows in mask (indices ascending: no repeats)
         if not whole and indices is not None:
             if len(indices) < 2 or bool(np.all(np.diff(indices) > 0)):
+                n_mask = len(indices)
                 mask = np.zeros(self.n, dtype=bool)  # ascending: a filter (faster than take)
                 mask[indices] = True
                 pick = pa.array(mask)
@@ -347,7 +349,7 @@ class ExampleBatch:
             col: Column | None = None
             if mask is not None and arr is not None and (
                     pa.types.is_int64(arr.type) or pa.types.is_float64(arr.type)):
-                col = self._number_column(name, arr, mask)
+                col = self._number_column(name, arr, mask, n_mask)
             if col is None and arr is not None and not (
                     int in self.kinds(name) and float in self.kinds(name)):
                 if pick is not None:
@@ -365,8 +367,10 @@ class ExampleBatch:
             out[name] = col
         return out
 
-    def _number_column(self, name: str, arr: pa.Array, mask: np.ndarray) -> Column | None:
-        """The column of an int64/float64 feature at the rows of ``mask``, picked with numpy.
+    def _number_column(self, name: str, arr: pa.Array, mask: np.ndarray,
+                       picked: int) -> Column | None:
+        """The column of an int64/float64 feature at the ``picked`` rows of ``mask``, picked
+        with numpy.
 
         The array is converted once per batch (a block has a piece per split and
         window), so each piece is a numpy selection instead of an arrow filter and
@@ -387,7 +391,7 @@ class ExampleBatch:
         x, valid, kind = got
         numbers = x[mask if valid is None else mask & valid]
         present = int(numbers.size)
-        return Column(present=present, missing=int(np.count_nonzero(mask)) - present,
+        return Column(present=present, missing=picked - present,
                       numbers=numbers, type_counts={kind: present} if present else {})
 
     def _occurs(self, name: str, indices: np.ndarray | None) -> bool:
