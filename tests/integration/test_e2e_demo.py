@@ -14,10 +14,18 @@ and Kafka's fetches interleave partitions differently). So a given window does
 not hold the same examples on both logs: its per-feature counts, quantiles and
 input offsets differ slightly. Deterministic, hence compared exactly: the
 final windows' keys (split + window id), their kind/size/index, example count
-and features (name -> type); the alerts' ids (without the pipeline prefix) and
-causes (type, feature). Event times are not compared: the replay's clock ends
-"now" at each run (examples/taxi_pipeline.py: records older than a topic's
-retention.ms would be deleted by Kafka).
+and features (name -> type); the per-example and schema alerts' ids (without
+the pipeline prefix) and causes (type, feature); the drift alerts on the
+features the demo changes clearly (``DRIFTED``: KS p ~1e-11..1e-40).
+
+Not compared exactly: a drift alert whose test sits at the threshold. The
+demo's tips ×1.5 gives KS p ~1e-4 between the last clean and the first drifted
+train window, at ``alpha`` = 1e-4: a few examples moved between neighbouring
+windows by the interleaving decide it. Either log may raise it; a drift alert
+on a feature the demo does not change (``DEMO_DRIFT``) is a false alarm on
+either. Event times are not compared: the replay's clock ends "now" at each run
+(examples/taxi_pipeline.py: records older than a topic's retention.ms would be
+deleted by Kafka).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import pytest
 
 from streamml import serde
 from streamml.demo import DemoConfig, DemoSummary, run_demo
+from streamml.examples.taxi_pipeline import DEMO_DRIFT
 from streamml.log import open_log
 from streamml.log.base import Log
 from streamml.log.read import read_to_end
@@ -93,11 +102,16 @@ def statistics_digest(log: Log, pipeline: str) -> dict[str, Any]:
     return out
 
 
-def alert_digest(log: Log, pipeline: str) -> tuple[set[str], set[tuple[str, str | None]]]:
-    """Alert ids (without the pipeline prefix) and the causes of the open ones."""
+def alert_digest(log: Log, pipeline: str) -> dict[str, Any]:
+    """Alert ids (without the pipeline prefix) and the causes of the open ones: those the
+    interleaving cannot change, and the drifted features of the rest (module docstring)."""
     alerts = [v for _, v in read_topic(log, f"{pipeline}.anomalies")]
-    ids = {a["id"].removeprefix(f"{pipeline}/") for a in alerts}
-    return ids, {(a["type"], a.get("feature")) for a in alerts if a["status"] == "open"}
+    decided = [a for a in alerts if a["type"] != "DRIFT" or a.get("feature") in DRIFTED]
+    return {
+        "ids": {a["id"].removeprefix(f"{pipeline}/") for a in decided},
+        "causes": {(a["type"], a.get("feature")) for a in decided if a["status"] == "open"},
+        "marginal_drift": {a.get("feature") for a in alerts if a not in decided},
+    }
 
 
 def input_digest(log: Log, pipeline: str) -> list[int]:
@@ -160,7 +174,13 @@ def test_demo_on_kafka_matches_embedded_and_kcat_reads_it(kafka_bootstrap: str,
     assert kafka["input"] == _EMBEDDED["input"]
     assert sorted(kafka["stats"]) == sorted(_EMBEDDED["stats"])
     assert kafka["stats"] == _EMBEDDED["stats"]
-    assert kafka["alerts"] == _EMBEDDED["alerts"]
+    assert kafka["alerts"]["ids"] == _EMBEDDED["alerts"]["ids"]
+    assert kafka["alerts"]["causes"] == _EMBEDDED["alerts"]["causes"]
+    changed = set(DEMO_DRIFT.scale)
+    if DEMO_DRIFT.new_category:
+        changed.add(DEMO_DRIFT.new_category[0])
+    for side in (kafka, _EMBEDDED):  # a marginal drift, never a false alarm
+        assert side["alerts"]["marginal_drift"] <= changed, side["alerts"]["marginal_drift"]
 
     if not Path(KCAT).exists():
         pytest.skip("kcat is not installed (make system-deps)")
