@@ -6,8 +6,9 @@ is an int column. The first batch that types a column *locks* its type for the
 connector (it is part of the checkpointed state), so later batches agree:
 
 * int then float widens the lock to float (``12`` then ``12.5``);
-* a locked numeric or bool column refuses values that cannot be converted
-  (the row goes to the dead letters, reason ``invalid_type``);
+* a value that a locked numeric or bool column cannot convert stays as it
+  came (``N/A`` stays text): the example is not refused here, the
+  ExampleValidator flags it against the schema and, by policy, quarantines it;
 * a locked string column keeps its text as is (CSV columns are then read as text).
 
 >>> t = ColumnTypes()

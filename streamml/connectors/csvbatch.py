@@ -3,14 +3,19 @@
 Each item is one record; a quoted field may hold newlines (the file source
 frames such records, see :mod:`~streamml.connectors.filetext`). Records that are
 not CSV (unbalanced quotes, a wrong number of fields) are refused as
-``unparsable`` and the rest still parse; values that do not fit their
-column's locked type are refused as ``invalid_type``. Only empty cells are
-missing (``NA``, ``null``... stay text).
+``unparsable`` and the rest still parse. A value that does not fit its
+column's locked type (``N/A`` in a column of numbers) stays its text: the row
+is an example, and the ExampleValidator flags the value against the schema
+(``UNEXPECTED_DATA_TYPE``) and quarantines the example if its policy says so.
+Only empty cells are missing (``NA``, ``null``... stay text).
 
 >>> from streamml.connectors.coltypes import ColumnTypes
->>> p = parse_csv_batch(b"a,b", [b"1,x", b'2,"y', b"3.0,", b"4,z,extra"], ColumnTypes())
+>>> types = ColumnTypes()
+>>> p = parse_csv_batch(b"a,b", [b"1,x", b'2,"y', b"3.0,", b"4,z,extra"], types)
 >>> p.names, p.columns, p.row_pos, sorted(p.refused)
 (['a', 'b'], [[1, 3], ['x', None]], [0, 2], [1, 3])
+>>> parse_csv_batch(b"a,b", [b"N/A,x", b"5,y"], types).columns
+[['N/A', 5], ['x', 'y']]
 """
 
 from __future__ import annotations
@@ -94,8 +99,7 @@ def _kind(col: pa.ChunkedArray) -> Kind:
     return "string"
 
 
-def _typed_column(name: str, col: pa.ChunkedArray, types: ColumnTypes, row_pos: list[int],
-                  refused: dict[int, tuple[str, str]]) -> list[Any]:
+def _typed_column(name: str, col: pa.ChunkedArray, types: ColumnTypes) -> list[Any]:
     kind = _kind(col)
     target = types.resolve(name, kind)
     if target == "null":
@@ -117,8 +121,8 @@ def _typed_column(name: str, col: pa.ChunkedArray, types: ColumnTypes, row_pos: 
     for r, value in enumerate(values):
         try:
             values[r] = coerce(value, target)
-        except CoercionError as exc:
-            refused.setdefault(row_pos[r], ("invalid_type", f"column {name!r} ({target}): {exc}"))
+        except CoercionError:
+            continue  # stays its text (see the module docs)
     if target == "float":
         values = finite_json(values)
     return values
@@ -174,7 +178,7 @@ def parse_csv_batch(header: bytes, lines: list[bytes], types: ColumnTypes, *,
     if table.num_rows != len(ok) or table.column_names != names:
         return _one_by_one(header, lines, ok, types, out, "rows do not match lines")
     out.row_pos = ok
-    out.columns = [_typed_column(n, c, types, ok, out.refused)
+    out.columns = [_typed_column(n, c, types)
                    for n, c in zip(names, table.columns, strict=True)]
     return out
 
@@ -198,18 +202,17 @@ def _one_by_one(header: bytes, lines: list[bytes], ok: list[int], types: ColumnT
         for n, col in zip(out.names, table.columns, strict=True):
             value = col.to_pylist()[0]
             lock = types.locked.get(n)
-            try:
-                if lock is not None and value is not None:
+            if lock is not None and value is not None:
+                try:
                     value = coerce(value, lock)
-                if lock == "string" and value is not None:
+                except CoercionError:  # stays its text (see the module docs)
                     value = _cell_text(lines[i], out.names.index(n))
-            except CoercionError as exc:
-                out.refused[i] = ("invalid_type", f"column {n!r} ({lock}): {exc}")
-                break
+                else:
+                    if lock == "string":
+                        value = _cell_text(lines[i], out.names.index(n))
             row.append(value)
-        else:
-            rows.append(row)
-            row_pos.append(i)
+        rows.append(row)
+        row_pos.append(i)
     out.row_pos = row_pos
     out.columns = [list(c) for c in zip(*rows, strict=True)] if rows else []
     _ = why

@@ -12,12 +12,16 @@ examples + dead letters, always):
   default as in TFX (``splits={"train": 2, "eval": 1}``-style, any names);
 * **features** typed per batch (see :mod:`streamml.connectors.coltypes`): an
   empty CSV cell is missing (``None``), never ``""``; ``180.0`` in an int
-  column is ``180``; nested JSON objects are flattened to ``a.b``;
+  column is ``180``; nested JSON objects are flattened to ``a.b``; a value
+  that does not fit its column's type (``N/A`` among numbers) is kept as it
+  came, for the ExampleValidator to flag (``UNEXPECTED_DATA_TYPE``) or
+  quarantine, by its policy;
 * optional **label** (removed from the features); the source **position**.
 
 Dead letter reasons: ``unparsable``, ``bad_encoding``, ``oversize``,
-``missing_key``, ``invalid_type``. Examples are built as plain dicts (the hot
-path does not run pydantic); tests validate them with the payload model.
+``missing_key``, ``invalid_type`` (an event time that is not a time).
+Examples are built as plain dicts (the hot path does not run pydantic); tests
+validate them with the payload model.
 
 >>> from streamml.connectors.base import SourceRecord
 >>> gen = ExampleGen("taxi", key="trip", event_time="ts", label="tips",
@@ -231,7 +235,6 @@ class ExampleGen:
         columns: dict[str, None] = {}
         for row in rows:
             columns.update(dict.fromkeys(row))
-        bad: dict[int, str] = {}
         for col in columns:
             values = [row.get(col) for row in rows]
             target = self.types.resolve(col, kind_of_values(values, infer_integral))
@@ -239,22 +242,16 @@ class ExampleGen:
                 continue
             if target == "int":
                 target = self.types.widen(col, values)
-            for i, (row, value) in enumerate(zip(rows, values, strict=True)):
+            for row, value in zip(rows, values, strict=True):
                 if col not in row:
                     continue
                 try:
                     typed = coerce(value, target)
-                except CoercionError as exc:
-                    bad.setdefault(i, f"column {col!r} ({target}): {exc}")
+                except CoercionError:  # kept as it came: the validator judges it
                     continue
                 if target == "float" and typed is not None and not math.isfinite(typed):
                     typed = finite_json(typed)
                 row[col] = typed
-        for i in sorted(bad):
-            self._dead(out, recs[i], "invalid_type", bad[i], now_ms=now_ms)
-        if bad:
-            recs = [r for i, r in enumerate(recs) if i not in bad]
-            rows = [r for i, r in enumerate(rows) if i not in bad]
         self._emit_many(recs, rows, out, now_ms)
 
     # -- examples, column-wise ------------------------------------------------------

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamml.connectors.base import SourceRecord
-from streamml.connectors.examplegen import ExampleGen, hash_split, to_event_ms
+from streamml.connectors.examplegen import ExampleBatch, ExampleGen, hash_split, to_event_ms
 from streamml.connectors.file import FileSource
 from streamml.payloads.deadletter import DeadLetter
 from streamml.payloads.examples import Example
@@ -67,11 +67,31 @@ def test_integral_float_in_an_int_column_is_an_int_and_empty_is_missing() -> Non
     assert all(type(f["secs"]) is int for f in feats)
     assert [f["name"] for f in feats] == ["a", None, "c"]
     assert [f["flag"] for f in feats] == [True, False, None]
-    # a later batch with a fraction widens the column to float; text is refused
-    out = gen.process(csv_records(b"secs,name,flag", [b"1.5,x,true", b"abc,y,false"]))
-    assert [e["features"]["secs"] for e in out.examples] == [1.5]
-    assert [d["reason"] for d in out.dead_letters] == ["invalid_type"]
+    # a later batch with a fraction widens the column to float; a token that is not a
+    # number (or not a bool) stays its text, for the validator to flag: nothing is refused
+    out = gen.process(csv_records(b"secs,name,flag", [b"1.5,x,true", b"N/A,y,maybe",
+                                                         b"2,z,false"]))
+    assert [e["features"]["secs"] for e in out.examples] == [1.5, "N/A", 2.0]
+    assert [e["features"]["flag"] for e in out.examples] == [True, "maybe", False]
+    assert out.dead_letters == []
     assert gen.types.locked == {"secs": "float", "name": "string", "flag": "bool"}
+    # the same through the line-by-line path (a quoted field sends the batch there)
+    out = gen.process(csv_records(b"secs,name,flag", [b'abc,"q, r",true', b"3,s,false"]))
+    assert [(e["features"]["secs"], e["features"]["name"]) for e in out.examples] == [
+        ("abc", "q, r"), (3.0, "s")]
+
+
+def test_json_values_that_do_not_fit_their_column_are_kept_as_they_came() -> None:
+    gen = ExampleGen("j")
+
+    def batch(*raws: bytes) -> ExampleBatch:
+        return gen.process([SourceRecord(r, {"line": i}, id=f"j:{i}", fmt="json")
+                            for i, r in enumerate(raws)])
+    batch(b'{"n": 1.5, "b": true}')  # locks n: float, b: bool
+    out = batch(b'{"n": "N/A", "b": "perhaps"}', b'{"n": 2, "b": false}')
+    assert out.dead_letters == []
+    assert [(e["features"]["n"], e["features"]["b"]) for e in out.examples] == [
+        ("N/A", "perhaps"), (2.0, False)]
 
 
 def test_every_kind_of_bad_input_is_a_dead_letter() -> None:
