@@ -12,11 +12,11 @@ Exit code: 0 when clean, 1 when anomalies were found, 2 on usage errors.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 import orjson
 import pyarrow as pa
 
@@ -26,9 +26,19 @@ from streamml.payloads.schema import SchemaVersion
 from streamml.statistics.batch import ExampleBatch
 from streamml.statistics.dataset import StatisticsAccumulator
 from streamml.validation.checks import SEVERITY, Finding, SchemaChecker
-from streamml.validation.compare import check_presence_against_schema, compare_statistics
+from streamml.validation.compare import (
+    WindowFinding,
+    check_presence_against_schema,
+    compare_statistics,
+)
 from streamml.validation.drift import DriftConfig
-from streamml.validation.schema import load_schema, read_table
+from streamml.validation.files import (
+    file_batch,
+    file_statistics,
+    first_row_number,
+    load_table,
+)
+from streamml.validation.schema import load_schema
 
 
 class AnomaliesFound(StreamMLError):
@@ -38,35 +48,6 @@ class AnomaliesFound(StreamMLError):
 
 
 _RANGE = {"SMALL": "min", "BIG": "max"}
-_INT_RE = re.compile(r"^[+-]?\d+$")
-
-
-def _parse_number(v: Any) -> Any:
-    """A numeric text cell as int or float; anything else unchanged.
-
-    >>> _parse_number("7"), _parse_number("7.5"), _parse_number("abc"), _parse_number(None)
-    (7, 7.5, 'abc', None)
-    """
-    if not isinstance(v, str):
-        return v
-    text = v.strip()
-    if _INT_RE.match(text):
-        return int(text)
-    try:
-        return float(text)
-    except ValueError:
-        return v
-
-
-def file_batch(table: pa.Table, schema: SchemaVersion, source: str) -> ExampleBatch:
-    """The file as a batch; numeric schema columns read as text are parsed value by value,
-    so one bad token flags one row, not the whole column."""
-    b = ExampleBatch.from_table(table, ids=[f"{source}:{i + 1}" for i in range(table.num_rows)])
-    for name, spec in schema.features.items():
-        if name in table.column_names and spec.type in ("int", "float") and (
-                pa.types.is_string(table.column(name).type)):
-            b.set_values(name, [_parse_number(v) for v in b.values(name)])
-    return b
 
 
 def _aggregate(found: dict[int, list[Finding]], b: ExampleBatch,
@@ -91,32 +72,64 @@ def _aggregate(found: dict[int, list[Finding]], b: ExampleBatch,
     return list(groups.values())
 
 
+def _window_findings(b: ExampleBatch, schema: SchemaVersion, ref: StatisticsAccumulator | None,
+                     cfg: DriftConfig, window: int,
+                     first: int) -> list[tuple[WindowFinding, tuple[int, int]]]:
+    """Each full window of ``window`` rows, as the live validator tests it: against the
+    reference and the schema's ``min_fraction``. Returns findings with their row span."""
+    out: list[tuple[WindowFinding, tuple[int, int]]] = []
+    for start in range(0, b.n - window + 1, window):
+        acc = StatisticsAccumulator()
+        acc.add_columns(b.columns(np.arange(start, start + window)), window)
+        found = check_presence_against_schema(schema, acc, cfg)
+        if ref is not None:
+            found += compare_statistics(ref, acc, cfg)
+        span = (first + start, first + start + window - 1)
+        out.extend((f, span) for f in found)
+    return out
+
+
+def _window_anomaly(f: WindowFinding) -> dict[str, Any]:
+    return {"feature": f.feature, "type": f.kind, "severity": f.severity, "count": 1,
+            "metric": f.metric, "value": f.value, "threshold": f.threshold,
+            "p_value": f.p_value, "message": f.message}
+
+
 def validate_table(table: pa.Table, schema: SchemaVersion, source: str,
-                   reference: pa.Table | None = None,
-                   drift: DriftConfig | None = None) -> list[dict[str, Any]]:
-    """Anomalies of a whole table (the ``--json`` ``anomalies`` list)."""
-    b = file_batch(table, schema, source)
+                   reference: pa.Table | None = None, drift: DriftConfig | None = None,
+                   window: int | None = None) -> list[dict[str, Any]]:
+    """Anomalies of a whole table (the ``--json`` ``anomalies`` list).
+
+    The whole file is tested once; with ``window``, so is each full window of that many
+    rows (the live pipeline's count windows), so that a change over part of the file is
+    found as it would be live. A window finding of a cause the whole file does not show
+    is reported with ``rows`` (the first and last row of each window where it was found,
+    numbered as example ids are) and ``count`` (the number of those windows).
+    """
+    first = first_row_number(source)
+    b = file_batch(table, schema, source, first)
     anomalies = _aggregate(SchemaChecker(schema).check_batch(b), b, schema)
     cfg = drift or DriftConfig()
     cur = StatisticsAccumulator()
     cur.add_columns(b.columns(), b.n)
-    windows = check_presence_against_schema(schema, cur, cfg)
-    if reference is not None:
-        ref = StatisticsAccumulator()
-        ref.add_columns(file_batch(reference, schema, "reference").columns(), reference.num_rows)
-        windows += compare_statistics(ref, cur, cfg)
-    for w in windows:
-        anomalies.append({"feature": w.feature, "type": w.kind, "severity": w.severity,
-                          "count": 1, "metric": w.metric, "value": w.value,
-                          "threshold": w.threshold, "p_value": w.p_value, "message": w.message})
-    return anomalies
-
-
-def _load(path: str) -> pa.Table:
-    try:
-        return read_table(path)
-    except Exception as exc:  # noqa: BLE001 - any reader error is a user error here
-        raise ConfigError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
+    ref = file_statistics(reference, schema) if reference is not None else None
+    found = check_presence_against_schema(schema, cur, cfg)
+    if ref is not None:
+        found += compare_statistics(ref, cur, cfg)
+    whole = {(f.kind, f.feature) for f in found}
+    anomalies += [_window_anomaly(f) for f in found]
+    by_cause: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for f, (lo, hi) in _window_findings(b, schema, ref, cfg, window, first) if window else ():
+        if (f.kind, f.feature) in whole:
+            continue
+        a = by_cause.get((f.kind, f.feature))
+        if a is None:
+            a = by_cause[(f.kind, f.feature)] = _window_anomaly(f)
+            a.update(count=0, rows=[], message=f"rows {lo}-{hi}: {f.message}")
+        a["count"] += 1
+        if len(a["rows"]) < 10:
+            a["rows"].append([lo, hi])
+    return anomalies + list(by_cause.values())
 
 
 @click.command("validate")
@@ -126,24 +139,29 @@ def _load(path: str) -> pa.Table:
               help="Schema file (YAML or JSON), e.g. from `streamml schema infer`.")
 @click.option("--reference", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Reference data (CSV/Parquet, e.g. training) to test drift against.")
+@click.option("--window", type=click.IntRange(0), default=0, show_default=True,
+              help="Also test each window of this many rows, as the live pipeline tests its "
+                   "count windows, e.g. 1000 (0: the whole file only, as TFDV does).")
 @click.option("--json", "as_json", is_flag=True,
               help='Print {"file", "num_examples", "anomalies": [...]} as JSON.')
 @pass_state
 def command(state: CliState, file: str, schema_path: str, reference: str | None,
-            as_json: bool) -> None:
-    """Validate FILE (CSV or Parquet) against a schema; exit 1 if there are anomalies.
+            window: int, as_json: bool) -> None:
+    """Validate FILE (CSV, JSON Lines or Parquet) against a schema; exit 1 on anomalies.
 
     Reports, per feature, each kind of anomaly (TFDV type names): missing
     required values, wrong types, values outside the domain or range, NaN/Inf,
-    unknown columns, low presence, and drift against --reference.
+    unknown columns, low presence, and drift against --reference; the whole
+    file, and each --window of rows. Example ids are FILE:LINE (the CSV header
+    is line 1; Parquet: FILE:ROW from 0), as the live pipeline names them.
     """
     try:
         schema = load_schema(schema_path)
     except Exception as exc:  # noqa: BLE001 - YAML or validation error: one line
         raise ConfigError(f"invalid schema {schema_path}: {str(exc).splitlines()[0]}") from None
-    table = _load(file)
-    ref = _load(reference) if reference else None
-    anomalies = validate_table(table, schema, Path(file).name, ref)
+    table = load_table(file)
+    ref = load_table(reference) if reference else None
+    anomalies = validate_table(table, schema, Path(file).name, ref, window=window or None)
     if as_json:
         click.echo(orjson.dumps({"file": file, "schema_version": schema.version,
                                  "num_examples": table.num_rows,

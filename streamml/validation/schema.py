@@ -72,7 +72,11 @@ _WIDEN: dict[str, int] = {"bool": 0, "int": 1, "float": 2, "string": 3}
 
 
 def read_table(path: str | Path) -> pa.Table:
-    """Read a CSV, JSON Lines or Parquet file (empty CSV cells are missing, not ``""``)."""
+    """Read a CSV, JSON Lines or Parquet file.
+
+    In a CSV only an empty cell is missing, as in ingestion (``N/A``, ``null``...
+    stay text, so that a token in a column of numbers is seen, not dropped).
+    """
     p = Path(path)
     if p.suffix.lower() in (".parquet", ".pq"):
         import pyarrow.parquet as pq
@@ -84,7 +88,8 @@ def read_table(path: str | Path) -> pa.Table:
         return pjson.read_json(p)
     import pyarrow.csv as pcsv
 
-    return pcsv.read_csv(p, convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
+    return pcsv.read_csv(p, convert_options=pcsv.ConvertOptions(
+        null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=True))
 
 
 def statistics_of(source: StatisticsAccumulator | pa.Table | str | Path) -> StatisticsAccumulator:

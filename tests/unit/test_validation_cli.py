@@ -64,8 +64,8 @@ def test_schema_infer_then_validate_clean_and_faulty(tmp_path: Path, broker: str
                           ("SCHEMA_NEW_COLUMN", "surge")}
     small = found[("FLOAT_TYPE_SMALL_FLOAT", "fare")]
     assert (small["count"], small["example_id"], small["value"], small["threshold"]) == (
-        1, "faulty.csv:11", -3.0, 0.0)
-    assert found[("UNEXPECTED_DATA_TYPE", "fare")]["example_id"] == "faulty.csv:31"
+        1, "faulty.csv:12", -3.0, 0.0)  # rows[10]: line 12, the header being line 1
+    assert found[("UNEXPECTED_DATA_TYPE", "fare")]["example_id"] == "faulty.csv:32"
     assert found[("SCHEMA_NEW_COLUMN", "surge")]["count"] == 400
     assert all(a["severity"] in ("warning", "error") for a in found.values())
     text = cli("validate", str(tmp_path / "faulty.csv"), "--schema", str(out), broker=broker)
