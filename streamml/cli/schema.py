@@ -14,7 +14,8 @@ from streamml.cli.alerts import read_topic
 from streamml.cli.context import CliState, pass_state
 from streamml.errors import ConfigError
 from streamml.payloads.schema import SchemaVersion
-from streamml.validation.schema import infer_schema, read_table, save_schema
+from streamml.validation.files import read_table
+from streamml.validation.schema import infer_schema, save_schema
 
 
 @click.group("schema")

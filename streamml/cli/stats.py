@@ -12,10 +12,9 @@ from streamml.cli.alerts import iso, read_topic
 from streamml.cli.context import CliState, pass_state
 from streamml.errors import ConfigError
 from streamml.payloads.statistics import StatisticsWindow
-from streamml.statistics.batch import ExampleBatch
 from streamml.statistics.dataset import StatisticsAccumulator
 from streamml.statistics.store import StatisticsDB
-from streamml.validation.schema import read_table
+from streamml.validation.files import file_batch, read_table
 
 DEFAULT_DB = ".streamml-stats.duckdb"
 _COLUMNS = ("type", "count", "num_missing", "mean", "std_dev", "min", "q50", "max",
@@ -45,7 +44,7 @@ def _file_rows(file: str, feature: str | None) -> list[dict[str, Any]]:
     except Exception as exc:  # noqa: BLE001 - any reader error is a user error here
         raise ConfigError(f"cannot read {file}: {str(exc).splitlines()[0]}") from None
     acc = StatisticsAccumulator()
-    acc.add_columns(ExampleBatch.from_table(table).columns(), table.num_rows)
+    acc.add_columns(file_batch(table, None, Path(file).name).columns(), table.num_rows)
     if feature is not None and feature not in acc.features:
         raise ConfigError(f"no feature {feature!r} in {file}")
     from streamml.payloads.statistics import Window

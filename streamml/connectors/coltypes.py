@@ -6,6 +6,8 @@ is an int column. The first batch that types a column *locks* its type for the
 connector (it is part of the checkpointed state), so later batches agree:
 
 * int then float widens the lock to float (``12`` then ``12.5``);
+* a text column whose values are mostly numbers (95%) locks as a number: its
+  few tokens (``N/A``) are the exceptions, not the type;
 * a value that a locked numeric or bool column cannot convert stays as it
   came (``N/A`` stays text): the example is not refused here, the
   ExampleValidator flags it against the schema and, by policy, quarantines it;
@@ -21,9 +23,12 @@ connector (it is part of the checkpointed state), so later batches agree:
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
 Kind = str  # "int" | "float" | "bool" | "string" | "list" | "null"
 _INT_MAX = 2**63
@@ -121,6 +126,55 @@ def kind_of_values(values: list[Any], infer_integral: bool) -> Kind:
     if kinds <= {"int", "float"}:
         return "int" if infer_integral and integral else "float"
     return "string"
+
+
+#: A text column whose non-empty values are numbers at least this often is a numeric
+#: column holding a few tokens (``N/A``, ``-``), not a text column.
+NUMBER_SHARE = 0.95
+_NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
+_INTEGER = r"^\s*[+-]?\d+\s*$"
+_NUMBER_RE, _INTEGER_RE = re.compile(_NUMBER), re.compile(_INTEGER)
+
+
+def numeric_text_kind(col: pa.Array | pa.ChunkedArray) -> Kind | None:
+    """``int``/``float`` if a text column's values are mostly numbers (:data:`NUMBER_SHARE`).
+
+    >>> numeric_text_kind(pa.array(["1", "2", None] + ["3"] * 20 + ["N/A"]))
+    'int'
+    >>> numeric_text_kind(pa.array(["1.5"] * 19 + ["x"])), numeric_text_kind(pa.array(["1", "x"]))
+    ('float', None)
+    """
+    valid = len(col) - col.null_count
+    if valid == 0:
+        return None
+    numbers = pc.sum(pc.match_substring_regex(col, _NUMBER)).as_py() or 0
+    if numbers == 0 or numbers < NUMBER_SHARE * valid:
+        return None
+    ints = pc.sum(pc.match_substring_regex(col, _INTEGER)).as_py() or 0
+    return "int" if ints == numbers else "float"
+
+
+def numeric_values_kind(values: list[Any]) -> Kind | None:
+    """:func:`numeric_text_kind` for Python values: numbers, or text that reads as one.
+
+    >>> numeric_values_kind([1, 2.5] * 10 + ["N/A"]), numeric_values_kind([1, "a", True])
+    ('float', None)
+    """
+    valid = numbers = ints = 0
+    for v in values:
+        if v is None:
+            continue
+        valid += 1
+        if isinstance(v, bool):
+            continue
+        if isinstance(v, int) or isinstance(v, str) and _INTEGER_RE.match(v):
+            numbers += 1
+            ints += 1
+        elif isinstance(v, float) or isinstance(v, str) and _NUMBER_RE.match(v):
+            numbers += 1
+    if numbers == 0 or numbers < NUMBER_SHARE * valid:
+        return None
+    return "int" if ints == numbers else "float"
 
 
 class ColumnTypes:

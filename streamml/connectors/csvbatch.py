@@ -28,7 +28,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from streamml.connectors.coltypes import CoercionError, ColumnTypes, Kind, coerce
+from streamml.connectors.coltypes import (
+    CoercionError,
+    ColumnTypes,
+    Kind,
+    coerce,
+    numeric_text_kind,
+)
 from streamml.payloads.base import finite_json
 
 _INT_LIMIT = 2.0**63
@@ -101,7 +107,10 @@ def _kind(col: pa.ChunkedArray) -> Kind:
 
 def _typed_column(name: str, col: pa.ChunkedArray, types: ColumnTypes) -> list[Any]:
     kind = _kind(col)
-    target = types.resolve(name, kind)
+    lock = kind
+    if kind == "string" and name not in types.locked:
+        lock = numeric_text_kind(col) or kind  # numbers with a few tokens: a number column
+    target = types.resolve(name, lock)
     if target == "null":
         return [None] * len(col)
     if target == kind:

@@ -50,7 +50,13 @@ from typing import Any
 import orjson
 
 from streamml.connectors.base import SourceRecord
-from streamml.connectors.coltypes import CoercionError, ColumnTypes, coerce, kind_of_values
+from streamml.connectors.coltypes import (
+    CoercionError,
+    ColumnTypes,
+    coerce,
+    kind_of_values,
+    numeric_values_kind,
+)
 from streamml.connectors.fields import (
     DEFAULT_SPLITS,
     TimeUnit,
@@ -237,7 +243,10 @@ class ExampleGen:
             columns.update(dict.fromkeys(row))
         for col in columns:
             values = [row.get(col) for row in rows]
-            target = self.types.resolve(col, kind_of_values(values, infer_integral))
+            kind = kind_of_values(values, infer_integral)
+            if kind == "string" and col not in self.types.locked:
+                kind = numeric_values_kind(values) or kind  # numbers with a few tokens
+            target = self.types.resolve(col, kind)
             if target in ("null", "list"):
                 continue
             if target == "int":

@@ -17,6 +17,8 @@ stay numbers.
 >>> b = file_batch(pa.table({"fare": ["7", "7.5", "N/A"]}), schema, "f.csv")
 >>> b.values("fare"), b.id_at(2)
 ([7, 7.5, 'N/A'], 'f.csv:3')
+>>> file_batch(pa.table({"n": ["1"] * 19 + ["-"]}), None, "f.csv").values("n")[-2:]
+[1, '-']
 >>> w = reference_window(pa.table({"fare": [1.0, 2.0, 4.0]}), schema)
 >>> w.split, w.num_examples, w.features["fare"].numeric.mean
 ('all', 3, 2.3333333333333335)
@@ -31,12 +33,12 @@ from typing import Any
 
 import pyarrow as pa
 
+from streamml.connectors.coltypes import numeric_text_kind
 from streamml.errors import ConfigError
 from streamml.payloads.schema import SchemaVersion
 from streamml.payloads.statistics import StatisticsWindow, Window
 from streamml.statistics.batch import ExampleBatch
 from streamml.statistics.dataset import StatisticsAccumulator
-from streamml.validation.schema import read_table
 
 _INT_RE = re.compile(r"^[+-]?\d+$")
 
@@ -58,8 +60,29 @@ def parse_number(v: Any) -> Any:
         return v
 
 
+def read_table(path: str | Path) -> pa.Table:
+    """Read a CSV, JSON Lines or Parquet file.
+
+    In a CSV only an empty cell is missing, as in ingestion (``N/A``, ``null``...
+    stay text, so that a token in a column of numbers is seen, not dropped).
+    """
+    p = Path(path)
+    if p.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        return pq.read_table(p)
+    if p.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        import pyarrow.json as pjson
+
+        return pjson.read_json(p)
+    import pyarrow.csv as pcsv
+
+    return pcsv.read_csv(p, convert_options=pcsv.ConvertOptions(
+        null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=True))
+
+
 def load_table(path: str | Path) -> pa.Table:
-    """:func:`~streamml.validation.schema.read_table`, any reader error as one-line ConfigError.
+    """:func:`read_table`, any reader error as one ConfigError line.
 
     >>> try:
     ...     load_table("/nonexistent.csv")
@@ -85,15 +108,24 @@ def first_row_number(path: str | Path) -> int:
         ".jsonl", ".ndjson", ".json") else 2
 
 
-def file_batch(table: pa.Table, schema: SchemaVersion, source: str,
+def file_batch(table: pa.Table, schema: SchemaVersion | None, source: str,
                first: int = 1) -> ExampleBatch:
-    """The table as one batch with ids ``<source>:<n>``, ``n`` from ``first`` on; numeric
-    schema columns read as text are parsed value by value (see the module docs)."""
+    """The table as one batch with ids ``<source>:<n>``, ``n`` from ``first`` on.
+
+    Columns read as text are parsed value by value (see the module docs) when the
+    schema says they are numbers, or, for a column the schema does not name, when
+    their values are mostly numbers (ingestion's rule:
+    :func:`~streamml.connectors.coltypes.numeric_text_kind`).
+    """
     b = ExampleBatch.from_table(table, ids=[f"{source}:{i + first}"
                                             for i in range(table.num_rows)])
-    for name, spec in schema.features.items():
-        if name in table.column_names and spec.type in ("int", "float") and (
-                pa.types.is_string(table.column(name).type)):
+    for name in table.column_names:
+        col = table.column(name)
+        if not pa.types.is_string(col.type):
+            continue
+        spec = schema.features.get(name) if schema is not None else None
+        if (spec.type in ("int", "float") if spec is not None
+                else numeric_text_kind(col) is not None):
             b.set_values(name, [parse_number(v) for v in b.values(name)])
     return b
 

@@ -66,38 +66,19 @@ from streamml.payloads.statistics import FeatureStatistics
 from streamml.statistics.columns import Column
 from streamml.statistics.dataset import StatisticsAccumulator
 from streamml.statistics.feature import dominant_type
+from streamml.validation.files import file_batch, read_table
 
 #: Type widening order of evolution: a value of a later type does not fit an earlier one.
 _WIDEN: dict[str, int] = {"bool": 0, "int": 1, "float": 2, "string": 3}
-
-
-def read_table(path: str | Path) -> pa.Table:
-    """Read a CSV, JSON Lines or Parquet file.
-
-    In a CSV only an empty cell is missing, as in ingestion (``N/A``, ``null``...
-    stay text, so that a token in a column of numbers is seen, not dropped).
-    """
-    p = Path(path)
-    if p.suffix.lower() in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
-
-        return pq.read_table(p)
-    if p.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        import pyarrow.json as pjson
-
-        return pjson.read_json(p)
-    import pyarrow.csv as pcsv
-
-    return pcsv.read_csv(p, convert_options=pcsv.ConvertOptions(
-        null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=True))
 
 
 def statistics_of(source: StatisticsAccumulator | pa.Table | str | Path) -> StatisticsAccumulator:
     """An accumulator over ``source`` (an accumulator is returned as is)."""
     if isinstance(source, StatisticsAccumulator):
         return source
+    table = source if isinstance(source, pa.Table) else read_table(source)
     acc = StatisticsAccumulator()
-    acc.add_batch(source if isinstance(source, pa.Table) else read_table(source))
+    acc.add_columns(file_batch(table, None, "file").columns(), table.num_rows)
     return acc
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -176,3 +177,28 @@ def test_configured_splits_and_key_ids() -> None:
     out = gen.process(csv_records(b"k,v", [f"id{i},{i}".encode() for i in range(300)]))
     assert {e["split"] for e in out.examples} == {"train", "eval", "test"}
     assert all(e["split"] == hash_split(e["id"], gen.splits) for e in out.examples)
+
+
+def test_a_first_batch_of_numbers_with_a_few_tokens_locks_a_number_column() -> None:
+    """The first batch decides a column's type: a token in it must not make the whole
+    column text for good (every later fare a string, the token no longer an anomaly)."""
+    lines = [f"{i}.5,{i},code{i % 3}".encode() for i in range(40)]
+    lines[7] = b"N/A,-,code1"
+    gen = ExampleGen("s")
+    out = gen.process(csv_records(b"fare,secs,code", lines))
+    assert gen.types.locked == {"fare": "float", "secs": "int", "code": "string"}
+    feats = [e["features"] for e in out.examples]
+    assert (feats[7]["fare"], feats[7]["secs"]) == ("N/A", "-")
+    assert feats[8]["fare"] == 8.5 and feats[8]["secs"] == 8 and feats[8]["code"] == "code2"
+    # mostly text (under 95% numbers): a text column, as it was
+    mixed = [f"{i},x{i}".encode() if i % 10 else f"a{i},y".encode() for i in range(40)]
+    gen = ExampleGen("m")
+    gen.process(csv_records(b"n,t", mixed))
+    assert gen.types.locked == {"n": "string", "t": "string"}
+    # JSON rows the same
+    gen = ExampleGen("j")
+    raws = [orjson.dumps({"fare": i + 0.5}) for i in range(30)] + [b'{"fare": "N/A"}']
+    out = gen.process([SourceRecord(r, {"line": i}, id=f"j:{i}", fmt="json")
+                       for i, r in enumerate(raws)])
+    assert gen.types.locked == {"fare": "float"}
+    assert [e["features"]["fare"] for e in out.examples][-2:] == [29.5, "N/A"]

@@ -234,3 +234,30 @@ def test_cli_validate_windows_and_run_the_pipeline(tmp_path: Path,
     assert alerts.returncode == 0, alerts.stderr
     causes = {(a["type"], a["feature"]) for a in map(json.loads, alerts.stdout.splitlines())}
     assert causes == {("DRIFT", "trip_miles")}, alerts.stdout
+
+
+def test_tokens_from_the_first_row_on_do_not_make_a_number_column_text(
+        tmp_path: Path, files: dict[str, Path]) -> None:
+    """Schema inference, batch or live, types a column of numbers with a few ``N/A`` as a
+    number column, so the tokens are anomalies wherever they are in the file."""
+    rows = list(csv.DictReader(files["clean"].open(newline="")))
+    for i in range(0, len(rows), 200):
+        rows[i]["fare"] = "N/A"
+    path = _write(tmp_path / "tokens.csv", rows)
+    inferred = infer_schema(path, pipeline="t", created_at=0)
+    assert inferred.features["fare"].type == "float"
+    found = validate_table(load_table(path), inferred, path.name)
+    [token] = [a for a in found if a["feature"] == "fare"]
+    assert (token["type"], token["count"], token["example_id"]) == (
+        "UNEXPECTED_DATA_TYPE", len(range(0, len(rows), 200)), "tokens.csv:2")
+    settings = load_settings(config_file=None, broker=f"embedded://{tmp_path / 'log'}")
+    log = open_log(settings=settings)
+    try:  # no schema file: version 1 from the first window, tokens included
+        p = load_pipeline(PIPELINE, settings, name="t", path=str(path), window=W)
+        run_to_end(p, log)
+        [schema] = [v for _, v in records(log, "t.schema") if v]
+        alerts = [v for _, v in records(log, "t.anomalies")]
+    finally:
+        log.close()
+    assert schema["features"]["fare"]["type"] == "float"
+    assert ("UNEXPECTED_DATA_TYPE", "fare") in {(a["type"], a["feature"]) for a in alerts}
