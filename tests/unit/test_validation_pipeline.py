@@ -89,20 +89,28 @@ def _inject(fault: str, rows: list[dict[str, str]]) -> list[dict[str, str]]:
     return out
 
 
-def _live(tmp_path: Path, path: Path, files: dict[str, Path],
-          **options: Any) -> list[dict[str, Any]]:
-    """Every alert record of the pipeline over ``path`` (open, update, resolved, in order per
-    alert); counts in = out for every processor."""
+def _run(tmp_path: Path, path: Path, **options: Any) -> dict[str, list[Any]]:
+    """Run the pipeline ``v`` over ``path`` on an embedded log to its end; every record of
+    its anomalies, schema and dead-letter topics (in order per alert or key); counts in =
+    counts out for every processor, and no input record refused."""
     settings = load_settings(config_file=None, broker=f"embedded://{tmp_path / 'log'}")
     log = open_log(settings=settings)
     try:
-        p = load_pipeline(PIPELINE, settings, name="v", path=str(path), window=W,
-                          schema=str(files["schema"]), reference=str(files["ref"]), **options)
+        p = load_pipeline(PIPELINE, settings, name="v", path=str(path), window=W, **options)
         inputs_consumed(run_to_end(p, log), p, log)
-        assert log.describe_topic("v.examples").records == 7501  # nothing refused
-        return [v for _, v in records(log, "v.anomalies")]
+        with path.open(newline="") as f:
+            assert log.describe_topic("v.examples").records == sum(1 for _ in csv.DictReader(f))
+        return {role: [v for _, v in records(log, f"v.{role}") if v]
+                for role in ("anomalies", "schema", "deadletter")}
     finally:
         log.close()
+
+
+def _live(tmp_path: Path, path: Path, files: dict[str, Path],
+          **options: Any) -> list[dict[str, Any]]:
+    """The alert records of the pipeline over ``path``, with the schema and reference."""
+    return _run(tmp_path, path, schema=str(files["schema"]), reference=str(files["ref"]),
+                **options)["anomalies"]
 
 
 def _batch(path: Path, files: dict[str, Path]) -> dict[tuple[str, str | None], dict[str, Any]]:
@@ -152,15 +160,8 @@ def test_each_fault_is_found_within_a_window_live_and_batch(tmp_path: Path, faul
 
 def test_non_numeric_token_is_an_anomaly_not_a_dead_letter_and_quarantined_by_policy(
         tmp_path: Path, files: dict[str, Path]) -> None:
-    settings = load_settings(config_file=None, broker=f"embedded://{tmp_path / 'log'}")
-    log = open_log(settings=settings)
-    try:
-        p = load_pipeline(PIPELINE, settings, name="q", path=str(files["non-numeric tokens"]),
-                          schema=str(files["schema"]), policy="quarantine")
-        run_to_end(p, log)
-        letters = [v for _, v in records(log, "q.deadletter")]
-    finally:
-        log.close()
+    letters = _run(tmp_path, files["non-numeric tokens"], schema=str(files["schema"]),
+                   policy="quarantine")["deadletter"]
     tokens = [i for i in range(AT, 7501) if i % 200 == 0]
     assert sorted(_line(d["example_id"]) for d in letters) == [i + 2 for i in tokens]
     assert {d["reason"] for d in letters} == {"quarantined"}
@@ -183,16 +184,8 @@ def test_a_schema_file_checks_examples_before_its_record_reaches_the_validator(
 
 def test_without_a_schema_version_1_is_inferred_from_the_first_window(
         tmp_path: Path, files: dict[str, Path]) -> None:
-    settings = load_settings(config_file=None, broker=f"embedded://{tmp_path / 'log'}")
-    log = open_log(settings=settings)
-    try:
-        p = load_pipeline(PIPELINE, settings, name="i", path=str(files["new column"]),
-                          window=W, compare_previous=False)
-        run_to_end(p, log)
-        [schema] = [v for _, v in records(log, "i.schema") if v]
-        alerts = [v for _, v in records(log, "i.anomalies")]
-    finally:
-        log.close()
+    out = _run(tmp_path, files["new column"], compare_previous=False)
+    [schema], alerts = out["schema"], out["anomalies"]
     assert schema["version"] == 1 and schema["num_examples"] == W
     assert "surge_multiplier" not in schema["features"]
     assert ("SCHEMA_NEW_COLUMN", "surge_multiplier") in {(a["type"], a["feature"])
@@ -250,14 +243,7 @@ def test_tokens_from_the_first_row_on_do_not_make_a_number_column_text(
     [token] = [a for a in found if a["feature"] == "fare"]
     assert (token["type"], token["count"], token["example_id"]) == (
         "UNEXPECTED_DATA_TYPE", len(range(0, len(rows), 200)), "tokens.csv:2")
-    settings = load_settings(config_file=None, broker=f"embedded://{tmp_path / 'log'}")
-    log = open_log(settings=settings)
-    try:  # no schema file: version 1 from the first window, tokens included
-        p = load_pipeline(PIPELINE, settings, name="t", path=str(path), window=W)
-        run_to_end(p, log)
-        [schema] = [v for _, v in records(log, "t.schema") if v]
-        alerts = [v for _, v in records(log, "t.anomalies")]
-    finally:
-        log.close()
+    out = _run(tmp_path, path)  # no schema file: version 1 from the first window, tokens in
+    [schema], alerts = out["schema"], out["anomalies"]
     assert schema["features"]["fare"]["type"] == "float"
     assert ("UNEXPECTED_DATA_TYPE", "fare") in {(a["type"], a["feature"]) for a in alerts}
