@@ -21,7 +21,7 @@ import orjson
 import pyarrow as pa
 
 from streamml.cli.context import CliState, pass_state
-from streamml.errors import ConfigError, StreamMLError
+from streamml.errors import StreamMLError
 from streamml.payloads.schema import SchemaVersion
 from streamml.statistics.batch import ExampleBatch
 from streamml.statistics.dataset import StatisticsAccumulator
@@ -155,10 +155,7 @@ def command(state: CliState, file: str, schema_path: str, reference: str | None,
     file, and each --window of rows. Example ids are FILE:LINE (the CSV header
     is line 1; Parquet: FILE:ROW from 0), as the live pipeline names them.
     """
-    try:
-        schema = load_schema(schema_path)
-    except Exception as exc:  # noqa: BLE001 - YAML or validation error: one line
-        raise ConfigError(f"invalid schema {schema_path}: {str(exc).splitlines()[0]}") from None
+    schema = load_schema(schema_path)
     table = load_table(file)
     ref = load_table(reference) if reference else None
     anomalies = validate_table(table, schema, Path(file).name, ref, window=window or None)

@@ -119,6 +119,10 @@ class FileSource(SourceConnector):
     def describe(self) -> str:
         return f"file {self.path} ({self.format or 'auto'}, {self.mode})"
 
+    def matching_files(self) -> list[str]:
+        """The files ``path`` names now (a file, a directory's files, a glob's matches)."""
+        return self._candidates()
+
     def _candidates(self) -> list[str]:
         p = Path(self.path)
         if p.is_dir():

@@ -23,7 +23,8 @@ other source. A count window that the input does not fill is not tested: pick
 ``window`` well below the number of rows.
 
 >>> from streamml.settings import load_settings
->>> p = build_pipeline(load_settings(config_file=None), path="trips.csv", window=500)
+>>> p = build_pipeline(load_settings(config_file=None), path="trips.csv", window=500,
+...                    follow=True)
 >>> [c.name for c in p.components]
 ['ingest/trips', 'statistics_gen', 'schema_gen', 'example_validator']
 """
@@ -93,6 +94,9 @@ def build_pipeline(
     if path is not None:
         source = FileSource(name=_source_name(path), path=str(path),
                             mode="follow" if follow else "once")
+        if not follow and not source.matching_files():
+            raise ConfigError(f"no file matches {path} (with -o follow=true the pipeline "
+                              "waits for files to appear)")
         ingest = Connector(source, pipeline=p, rate=rate, batch_size=batch_size,
                            examplegen=ExampleGen(source.name, pipeline=p,
                                                  event_time=event_time, label=label))

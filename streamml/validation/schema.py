@@ -60,6 +60,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
+from streamml.errors import ConfigError
 from streamml.payloads.base import FeatureType
 from streamml.payloads.schema import FeatureSpec, SchemaVersion
 from streamml.payloads.statistics import FeatureStatistics
@@ -155,10 +156,22 @@ def save_schema(schema: SchemaVersion, path: str | Path) -> None:
 
 
 def load_schema(path: str | Path, *, curated: bool = False) -> SchemaVersion:
-    """Read a schema file back; ``curated=True`` marks it as edited by a human."""
-    text = Path(path).read_text()
-    data = json.loads(text) if Path(path).suffix.lower() == ".json" else yaml.safe_load(text)
-    schema = SchemaVersion.model_validate(data)
+    """Read a schema file back; ``curated=True`` marks it as edited by a human.
+
+    Any failure (no file, not YAML/JSON, not a schema) is one :class:`ConfigError` line:
+
+    >>> try:
+    ...     load_schema("/nonexistent.yaml")
+    ... except ConfigError as exc:
+    ...     print(exc)
+    invalid schema /nonexistent.yaml: [Errno 2] No such file or directory: '/nonexistent.yaml'
+    """
+    try:
+        text = Path(path).read_text()
+        data = json.loads(text) if Path(path).suffix.lower() == ".json" else yaml.safe_load(text)
+        schema = SchemaVersion.model_validate(data)
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # ValidationError is a ValueError
+        raise ConfigError(f"invalid schema {path}: {str(exc).splitlines()[0]}") from None
     return schema.model_copy(update={"origin": "curated"}) if curated else schema
 
 

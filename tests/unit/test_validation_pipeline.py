@@ -173,8 +173,8 @@ def test_a_schema_file_checks_examples_before_its_record_reaches_the_validator(
         files: dict[str, Path]) -> None:
     """SchemaGen publishes the file as version 1 when it sees the first examples; the
     validator may read those examples first (another process, another poll)."""
-    p = load_pipeline(PIPELINE, load_settings(config_file=None), name="s", path="x.csv",
-                      schema=str(files["schema"]))
+    p = load_pipeline(PIPELINE, load_settings(config_file=None), name="s",
+                      path=str(files["clean"]), schema=str(files["schema"]))
     [validator] = [proc for proc in p.processors if proc.processor_name == "example_validator"]
     example = {"id": "x:x.csv:2", "source": "x", "event_time": 1, "features": {"fare": "N/A"}}
     out = list(validator.process([Message("s.examples", 0, 0, 1, "x:x.csv:2", example)]))
@@ -196,11 +196,18 @@ def test_options_are_checked_with_one_clear_error(files: dict[str, Path]) -> Non
     settings = load_settings(config_file=None)
     with pytest.raises(ConfigError, match="one source"):
         load_pipeline(PIPELINE, settings)
+    csv_path = str(files["clean"])
     with pytest.raises(ConfigError, match="needs -o schema"):
-        load_pipeline(PIPELINE, settings, path="x.csv", reference=str(files["ref"]))
+        load_pipeline(PIPELINE, settings, path=csv_path, reference=str(files["ref"]))
     with pytest.raises(ConfigError, match="cannot read"):
-        load_pipeline(PIPELINE, settings, path="x.csv", schema=str(files["schema"]),
+        load_pipeline(PIPELINE, settings, path=csv_path, schema=str(files["schema"]),
                       reference="/nonexistent.csv")
+    with pytest.raises(ConfigError, match="no file matches"):
+        load_pipeline(PIPELINE, settings, path="/nonexistent/*.csv")
+    with pytest.raises(ConfigError, match="invalid schema"):
+        load_pipeline(PIPELINE, settings, path=csv_path, schema=csv_path)  # not a schema
+    with pytest.raises(ConfigError, match="positive"):
+        load_pipeline(PIPELINE, settings, path=csv_path, window=0)
 
 
 def test_cli_validate_windows_and_run_the_pipeline(tmp_path: Path,
