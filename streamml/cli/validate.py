@@ -12,6 +12,7 @@ Exit code: 0 when clean, 1 when anomalies were found, 2 on usage errors.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from streamml.validation.files import (
     file_statistics,
     first_row_number,
     load_table,
+    row_lines,
 )
 from streamml.validation.schema import load_schema
 
@@ -74,7 +76,7 @@ def _aggregate(found: dict[int, list[Finding]], b: ExampleBatch,
 
 def _window_findings(b: ExampleBatch, schema: SchemaVersion, ref: StatisticsAccumulator | None,
                      cfg: DriftConfig, window: int,
-                     first: int) -> list[tuple[WindowFinding, tuple[int, int]]]:
+                     lines: Sequence[int]) -> list[tuple[WindowFinding, tuple[int, int]]]:
     """Each full window of ``window`` rows, as the live validator tests it: against the
     reference and the schema's ``min_fraction``. Returns findings with their row span."""
     out: list[tuple[WindowFinding, tuple[int, int]]] = []
@@ -84,7 +86,7 @@ def _window_findings(b: ExampleBatch, schema: SchemaVersion, ref: StatisticsAccu
         found = check_presence_against_schema(schema, acc, cfg)
         if ref is not None:
             found += compare_statistics(ref, acc, cfg)
-        span = (first + start, first + start + window - 1)
+        span = (lines[start], lines[start + window - 1])
         out.extend((f, span) for f in found)
     return out
 
@@ -97,7 +99,8 @@ def _window_anomaly(f: WindowFinding) -> dict[str, Any]:
 
 def validate_table(table: pa.Table, schema: SchemaVersion, source: str,
                    reference: pa.Table | None = None, drift: DriftConfig | None = None,
-                   window: int | None = None) -> list[dict[str, Any]]:
+                   window: int | None = None,
+                   lines: list[int] | None = None) -> list[dict[str, Any]]:
     """Anomalies of a whole table (the ``--json`` ``anomalies`` list).
 
     The whole file is tested once; with ``window``, so is each full window of that many
@@ -106,8 +109,10 @@ def validate_table(table: pa.Table, schema: SchemaVersion, source: str,
     is reported with ``rows`` (the first and last row of each window where it was found,
     numbered as example ids are) and ``count`` (the number of those windows).
     """
-    first = first_row_number(source)
-    b = file_batch(table, schema, source, first)
+    if lines is None:
+        first = first_row_number(source)
+        lines = list(range(first, first + table.num_rows))
+    b = file_batch(table, schema, source, lines=lines)
     anomalies = _aggregate(SchemaChecker(schema).check_batch(b), b, schema)
     cfg = drift or DriftConfig()
     cur = StatisticsAccumulator()
@@ -119,7 +124,7 @@ def validate_table(table: pa.Table, schema: SchemaVersion, source: str,
     whole = {(f.kind, f.feature) for f in found}
     anomalies += [_window_anomaly(f) for f in found]
     by_cause: dict[tuple[str, str | None], dict[str, Any]] = {}
-    for f, (lo, hi) in _window_findings(b, schema, ref, cfg, window, first) if window else ():
+    for f, (lo, hi) in _window_findings(b, schema, ref, cfg, window, lines) if window else ():
         if (f.kind, f.feature) in whole:
             continue
         a = by_cause.get((f.kind, f.feature))
@@ -158,7 +163,8 @@ def command(state: CliState, file: str, schema_path: str, reference: str | None,
     schema = load_schema(schema_path)
     table = load_table(file)
     ref = load_table(reference) if reference else None
-    anomalies = validate_table(table, schema, Path(file).name, ref, window=window or None)
+    anomalies = validate_table(table, schema, Path(file).name, ref, window=window or None,
+                               lines=row_lines(file, table.num_rows))
     if as_json:
         click.echo(orjson.dumps({"file": file, "schema_version": schema.version,
                                  "num_examples": table.num_rows,

@@ -23,7 +23,6 @@ connector (it is part of the checkpointed state), so later batches agree:
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 import orjson
@@ -128,12 +127,12 @@ def kind_of_values(values: list[Any], infer_integral: bool) -> Kind:
     return "string"
 
 
-#: A text column whose non-empty values are numbers at least this often is a numeric
-#: column holding a few tokens (``N/A``, ``-``), not a text column.
+#: A column whose values are numbers at least this often is a number column holding a
+#: few tokens (``N/A``, ``-``), not a text column.
 NUMBER_SHARE = 0.95
-_NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
-_INTEGER = r"^\s*[+-]?\d+\s*$"
-_NUMBER_RE, _INTEGER_RE = re.compile(_NUMBER), re.compile(_INTEGER)
+# ASCII digits only (Python's \d takes any script's); ints of up to 18 digits fit int64.
+_NUMBER = r"^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$"
+_INTEGER = r"^\s*[+-]?[0-9]{1,18}\s*$"
 
 
 def numeric_text_kind(col: pa.Array | pa.ChunkedArray) -> Kind | None:
@@ -143,6 +142,8 @@ def numeric_text_kind(col: pa.Array | pa.ChunkedArray) -> Kind | None:
     'int'
     >>> numeric_text_kind(pa.array(["1.5"] * 19 + ["x"])), numeric_text_kind(pa.array(["1", "x"]))
     ('float', None)
+    >>> numeric_text_kind(pa.array(["1" * 25] * 19 + ["N/A"]))  # beyond int64: float
+    'float'
     """
     valid = len(col) - col.null_count
     if valid == 0:
@@ -154,27 +155,45 @@ def numeric_text_kind(col: pa.Array | pa.ChunkedArray) -> Kind | None:
     return "int" if ints == numbers else "float"
 
 
-def numeric_values_kind(values: list[Any]) -> Kind | None:
-    """:func:`numeric_text_kind` for Python values: numbers, or text that reads as one.
+def bool_text_kind(col: pa.Array | pa.ChunkedArray) -> Kind | None:
+    """``bool`` if a text column's values are mostly ``true``/``false`` (:data:`NUMBER_SHARE`).
 
-    >>> numeric_values_kind([1, 2.5] * 10 + ["N/A"]), numeric_values_kind([1, "a", True])
-    ('float', None)
+    >>> bool_text_kind(pa.array(["true", "False"] * 10 + ["maybe"]))
+    'bool'
+    >>> bool_text_kind(pa.array(["true", "x"]))
     """
-    valid = numbers = ints = 0
+    valid = len(col) - col.null_count
+    hits = pc.sum(pc.is_in(col, pa.array(sorted(TRUE | FALSE)))).as_py() or 0
+    return "bool" if valid and hits and hits >= NUMBER_SHARE * valid else None
+
+
+def mixed_values_kind(values: list[Any]) -> Kind | None:
+    """For parsed values (JSON, Parquet, SQL) of mixed types: ``int``/``float``/``bool`` if
+    values of that type are :data:`NUMBER_SHARE` of them, the rest being text. Text is
+    never read as a number here: a JSON string is a string (``"02101"``).
+
+    >>> mixed_values_kind([1, 2.5] * 10 + ["N/A"]), mixed_values_kind([True] * 20 + ["?"])
+    ('float', 'bool')
+    >>> mixed_values_kind([1, "a", True]), mixed_values_kind(["1", "2"])
+    (None, None)
+    """
+    valid = ints = floats = bools = 0
     for v in values:
         if v is None:
             continue
         valid += 1
         if isinstance(v, bool):
-            continue
-        if isinstance(v, int) or isinstance(v, str) and _INTEGER_RE.match(v):
-            numbers += 1
+            bools += 1
+        elif isinstance(v, int):
             ints += 1
-        elif isinstance(v, float) or isinstance(v, str) and _NUMBER_RE.match(v):
-            numbers += 1
-    if numbers == 0 or numbers < NUMBER_SHARE * valid:
-        return None
-    return "int" if ints == numbers else "float"
+        elif isinstance(v, float):
+            floats += 1
+    if valid and ints + floats >= NUMBER_SHARE * valid and ints + floats:
+        return "int" if floats == 0 and all(
+            abs(v) < _INT_MAX for v in values if type(v) is int) else "float"
+    if valid and bools >= NUMBER_SHARE * valid and bools:
+        return "bool"
+    return None
 
 
 class ColumnTypes:

@@ -32,6 +32,7 @@ from streamml.connectors.coltypes import (
     CoercionError,
     ColumnTypes,
     Kind,
+    bool_text_kind,
     coerce,
     numeric_text_kind,
 )
@@ -109,7 +110,8 @@ def _typed_column(name: str, col: pa.ChunkedArray, types: ColumnTypes) -> list[A
     kind = _kind(col)
     lock = kind
     if kind == "string" and name not in types.locked:
-        lock = numeric_text_kind(col) or kind  # numbers with a few tokens: a number column
+        # numbers (or true/false) with a few tokens: a number (bool) column
+        lock = numeric_text_kind(col) or bool_text_kind(col) or kind
     target = types.resolve(name, lock)
     if target == "null":
         return [None] * len(col)

@@ -19,7 +19,8 @@ examples + dead letters, always):
 * optional **label** (removed from the features); the source **position**.
 
 Dead letter reasons: ``unparsable``, ``bad_encoding``, ``oversize``,
-``missing_key``, ``invalid_type`` (an event time that is not a time).
+``missing_key``, ``invalid_type`` (an event time that is not a time, a label
+that is not of its column's type).
 Examples are built as plain dicts (the hot path does not run pydantic); tests
 validate them with the payload model.
 
@@ -55,7 +56,7 @@ from streamml.connectors.coltypes import (
     ColumnTypes,
     coerce,
     kind_of_values,
-    numeric_values_kind,
+    mixed_values_kind,
 )
 from streamml.connectors.fields import (
     DEFAULT_SPLITS,
@@ -245,7 +246,7 @@ class ExampleGen:
             values = [row.get(col) for row in rows]
             kind = kind_of_values(values, infer_integral)
             if kind == "string" and col not in self.types.locked:
-                kind = numeric_values_kind(values) or kind  # numbers with a few tokens
+                kind = mixed_values_kind(values) or kind  # numbers (bools) with a few tokens
             target = self.types.resolve(col, kind)
             if target in ("null", "list"):
                 continue
@@ -295,6 +296,21 @@ class ExampleGen:
                 ids, times = [ids[i] for i in ok], [times[i] for i in ok]
         labels = (list(map(methodcaller("pop", label, None), feats)) if label is not None
                   else [None] * len(feats))
+        lock = self.types.locked.get(label) if label is not None else None
+        if lock in ("int", "float", "bool") and str in set(map(type, labels)):
+            # a label is what a model learns: one that is not of its column's type (text
+            # kept as it came) is refused here, not learned or left for learners to trip on
+            ok = []
+            for i, lab in enumerate(labels):
+                if isinstance(lab, str):
+                    self._dead(out, recs[i], "invalid_type",
+                               f"label {label!r} ({lock}): {lab!r} is not a {lock}",
+                               now_ms=now_ms)
+                else:
+                    ok.append(i)
+            recs, feats, labels = [recs[i] for i in ok], [feats[i] for i in ok], [
+                labels[i] for i in ok]
+            ids, times = [ids[i] for i in ok], [times[i] for i in ok]
         splits = self.split_many(ids)
         source = self.source
         out.examples.extend([

@@ -57,6 +57,34 @@ def _source_name(path: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "file"
 
 
+def _check_options(*, path: str | None, connector: str | None, window: object,
+                   policy: object, alpha: object, flags: dict[str, object],
+                   examplegen: dict[str, str | None]) -> None:
+    """One clear error line for an option ``-o`` got wrong (values arrive as YAML scalars).
+
+    >>> _check_options(path="a.csv", connector=None, window=0, policy="flag", alpha=None,
+    ...                flags={}, examplegen={})
+    Traceback (most recent call last):
+    ...
+    streamml.errors.ConfigError: window must be a positive number of examples, not 0
+    """
+    if (path is None) == (connector is None):
+        raise ConfigError("the validation pipeline reads one source: give -o path=FILE "
+                          "or -o connector=NAME")
+    if type(window) is not int or window < 1:
+        raise ConfigError(f"window must be a positive number of examples, not {window!r}")
+    if policy not in ("flag", "quarantine"):
+        raise ConfigError(f"policy must be flag or quarantine, not {policy!r}")
+    if alpha is not None and not (isinstance(alpha, int | float) and 0 < alpha < 1):
+        raise ConfigError(f"alpha must be a p-value threshold in (0, 1), not {alpha!r}")
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false, not {value!r}")
+    if connector is not None and any(v is not None for v in examplegen.values()):
+        raise ConfigError("event_time and label go in the connector's definition "
+                          "(its example: section) when -o connector= is used")
+
+
 def build_pipeline(
     settings: Settings,
     *,
@@ -79,17 +107,16 @@ def build_pipeline(
     """The validation pipeline named ``name`` over ``path`` (or ``connector``).
 
     ``schema``: a schema file (YAML/JSON, e.g. from ``streamml schema infer``), published
-    as version 1; without it SchemaGen infers version 1 from the first ``window``
-    examples. ``reference``: a file whose statistics every window is tested against
+    as it is (its own version); without it SchemaGen infers version 1 from the first
+    ``window`` examples. ``reference``: a file whose statistics every window is tested against
     (drift from training data). ``compare_previous``: also test each window against the
     one before it. ``alpha``: the drift tests' p-value threshold (default 1e-4).
     ``event_time``/``label``: ExampleGen's columns for the event time and the label.
     """
-    if (path is None) == (connector is None):
-        raise ConfigError("the validation pipeline reads one source: give -o path=FILE "
-                          "or -o connector=NAME")
-    if window < 1:
-        raise ConfigError(f"window must be a positive number of examples, not {window}")
+    _check_options(path=path, connector=connector, window=window, policy=policy,
+                   alpha=alpha, flags={"follow": follow, "compare_previous": compare_previous,
+                                       "auto_evolve": auto_evolve},
+                   examplegen={"event_time": event_time, "label": label})
     p = name
     if path is not None:
         source = FileSource(name=_source_name(path), path=str(path),

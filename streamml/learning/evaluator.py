@@ -185,7 +185,11 @@ class Evaluator(Processor):
     def _on_example(self, msg: Message, ex: dict[str, Any], out: list[Emit]) -> None:
         if ex.get("split") != "eval":
             return
-        y = self._label(ex)
+        try:
+            y = self._label(ex)
+        except (ValueError, TypeError, ArithmeticError):  # a user label function on bad data
+            self.counters["label_error"] = self.counters.get("label_error", 0) + 1
+            return
         if y is None:
             self.counters["unlabelled"] += 1
             return

@@ -201,7 +201,11 @@ class Trainer(Processor):
                 t = value.get("event_time")
                 if type(t) is not int:
                     t = event_time_of(t, msg.timestamp_ms)
-                y = label_of(value)
+                try:
+                    y = label_of(value)
+                except (ValueError, TypeError, ArithmeticError):  # e.g. float("N/A")
+                    self.skipped["label_error"] = self.skipped.get("label_error", 0) + 1
+                    continue
                 if y is None:
                     self._learn_all(ready, out)
                     example_id = str(value.get("id", msg.key))

@@ -21,7 +21,7 @@ DEADLETTER_REASONS = (
     "bad_encoding",  # bytes that are not valid in the declared text encoding
     "oversize",  # larger than the connector's record size limit
     "missing_key",  # the configured key column is absent or empty
-    "invalid_type",  # the event time column's value is not a time
+    "invalid_type",  # the event time is not a time, or the label not of its column's type
     "quarantined",  # an example refused by ExampleValidator's policy
 )
 

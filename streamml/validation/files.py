@@ -5,20 +5,22 @@ validation pipeline (:mod:`streamml.examples.validation_pipeline`, which tests
 each window against a reference *file*), so that a reference file gives the
 same statistics on both paths.
 
-A numeric schema column that a reader typed as text (one ``N/A`` in a CSV
+A numeric column of a CSV that the reader typed as text (one ``N/A`` in a
 column of numbers makes pyarrow read the whole column as strings) is parsed
 value by value: the bad token stays a string and flags one row, the numbers
-stay numbers.
+stay numbers. JSON Lines that pyarrow refuses (a column of numbers and text)
+are read with their mixed columns as text and parsed the same way.
 
 >>> import pyarrow as pa
 >>> from streamml.payloads.schema import FeatureSpec, SchemaVersion
 >>> schema = SchemaVersion(pipeline="p", version=1, origin="curated", created_at=0,
 ...                        features={"fare": FeatureSpec(type="float")})
->>> b = file_batch(pa.table({"fare": ["7", "7.5", "N/A"]}), schema, "f.csv")
->>> b.values("fare"), b.id_at(2)
-([7, 7.5, 'N/A'], 'f.csv:3')
->>> file_batch(pa.table({"n": ["1"] * 19 + ["-"]}), None, "f.csv").values("n")[-2:]
-[1, '-']
+>>> csv_like = _untyped(pa.table({"fare": ["7", "7.5", "N/A"], "n": ["1"] * 2 + ["-"]}))
+>>> b = file_batch(csv_like, schema, "f.csv")
+>>> b.values("fare"), b.id_at(2), file_batch(csv_like, None, "f.csv").values("n")
+([7, 7.5, 'N/A'], 'f.csv:3', ['1', '1', '-'])
+>>> file_batch(pa.table({"fare": ["7", "7.5"]}), schema, "f.parquet").values("fare")
+['7', '7.5']
 >>> w = reference_window(pa.table({"fare": [1.0, 2.0, 4.0]}), schema)
 >>> w.split, w.num_examples, w.features["fare"].numeric.mean
 ('all', 3, 2.3333333333333335)
@@ -74,11 +76,66 @@ def read_table(path: str | Path) -> pa.Table:
     if p.suffix.lower() in (".jsonl", ".ndjson", ".json"):
         import pyarrow.json as pjson
 
-        return pjson.read_json(p)
+        try:
+            return pjson.read_json(p)
+        except pa.ArrowInvalid:  # e.g. a column of numbers with a token: read it as text
+            return _read_json_lines_as_text(p)
     import pyarrow.csv as pcsv
 
-    return pcsv.read_csv(p, convert_options=pcsv.ConvertOptions(
-        null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=True))
+    return _untyped(pcsv.read_csv(p, convert_options=pcsv.ConvertOptions(
+        null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=True)))
+
+
+#: Table metadata: its text columns are untyped text (a CSV's), whose numbers may be parsed.
+UNTYPED = b"streamml.untyped_text"
+
+
+def _untyped(table: pa.Table) -> pa.Table:
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), UNTYPED: b"1"})
+
+
+def _read_json_lines_as_text(path: Path) -> pa.Table:
+    """JSON Lines that pyarrow refuses (a column of mixed types): columns of one type as
+    they are, the others as text (numbers as written), for :func:`file_batch` to parse."""
+    import orjson
+
+    rows = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+    if not all(isinstance(r, dict) for r in rows):
+        raise ValueError(f"{path}: every line must be a JSON object")
+    names = list(dict.fromkeys(k for r in rows for k in r))
+    columns = {}
+    for name in names:
+        values = [r.get(name) for r in rows]
+        try:
+            columns[name] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            columns[name] = pa.array([v if v is None or isinstance(v, str)
+                                      else orjson.dumps(v).decode() for v in values])
+    return _untyped(pa.table(columns))
+
+
+def row_lines(path: str | Path, num_rows: int) -> list[int] | None:
+    """The line each row of a CSV or JSON Lines file starts on (blank lines and quoted
+    newlines counted, as the file source numbers them); ``None`` for Parquet, or when the
+    rows found are not ``num_rows`` (ids then fall back to :func:`first_row_number` on).
+    """
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return None
+    with p.open(newline="", encoding="utf-8", errors="replace") as f:
+        if suffix in (".jsonl", ".ndjson", ".json"):
+            lines = [n for n, line in enumerate(f, 1) if line.strip()]
+        else:
+            import csv
+
+            reader, lines, prev = csv.reader(f), [], 0
+            for row in reader:
+                start, prev = prev + 1, reader.line_num
+                if row:
+                    lines.append(start)
+            lines = lines[1:]  # the header
+    return lines if len(lines) == num_rows else None
 
 
 def load_table(path: str | Path) -> pa.Table:
@@ -109,16 +166,20 @@ def first_row_number(path: str | Path) -> int:
 
 
 def file_batch(table: pa.Table, schema: SchemaVersion | None, source: str,
-               first: int = 1) -> ExampleBatch:
-    """The table as one batch with ids ``<source>:<n>``, ``n`` from ``first`` on.
+               first: int = 1, lines: list[int] | None = None) -> ExampleBatch:
+    """The table as one batch with ids ``<source>:<n>``: ``n`` from ``lines`` (see
+    :func:`row_lines`), else from ``first`` on.
 
-    Columns read as text are parsed value by value (see the module docs) when the
-    schema says they are numbers, or, for a column the schema does not name, when
-    their values are mostly numbers (ingestion's rule:
-    :func:`~streamml.connectors.coltypes.numeric_text_kind`).
+    Text columns of an untyped source (a CSV, read by :func:`read_table`) are parsed
+    value by value (see the module docs) when the schema says they are numbers, or,
+    for a column the schema does not name, when their values are mostly numbers
+    (ingestion's rule: :func:`~streamml.connectors.coltypes.numeric_text_kind`). A
+    typed source's text (a Parquet or JSON string) is text, as ingestion reads it.
     """
-    b = ExampleBatch.from_table(table, ids=[f"{source}:{i + first}"
-                                            for i in range(table.num_rows)])
+    numbers = lines if lines is not None else range(first, first + table.num_rows)
+    b = ExampleBatch.from_table(table, ids=[f"{source}:{n}" for n in numbers])
+    if UNTYPED not in (table.schema.metadata or {}):
+        return b
     for name in table.column_names:
         col = table.column(name)
         if not pa.types.is_string(col.type):

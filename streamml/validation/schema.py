@@ -203,12 +203,15 @@ def schema_changes(schema: SchemaVersion, columns: Mapping[str, Column],
             out.append(SchemaChange("SCHEMA_NEW_COLUMN", fname,
                                     f"new column {fname!r} of type {kind}", new_type=kind))
             continue
-        if not _fits(spec.type, col.type_counts):
+        # The column changes type when most of its values no longer fit (a few tokens,
+        # ``N/A`` among numbers, are per-example anomalies: the validator's), and a wider
+        # type would take them (numbers in a string column stay a string column).
+        wider = max([spec.type, kind], key=lambda t: _WIDEN.get(t, 3))
+        if not _fits(spec.type, {kind: 1}) and wider != spec.type:
             counts = dict(sorted(col.type_counts.items()))
-            wider = max([spec.type, *counts], key=lambda t: _WIDEN.get(t, 3))
             out.append(SchemaChange("UNEXPECTED_DATA_TYPE", fname,
                                     f"{fname!r} has {counts} values, schema says "
-                                    f"{spec.type}", new_type=wider))  # type: ignore[arg-type]
+                                    f"{spec.type}", new_type=wider))
         if spec.type == "string" and spec.domain is not None and len(col.strings):
             seen = pc.unique(col.strings).to_pylist()
             new = sorted(set(seen) - set(spec.domain))[:max_new_values]

@@ -118,8 +118,9 @@ class SchemaGen(Processor):
                             count=1, schema_version=version, reference=f"schema:{version}")
         out = [Emit(self.anomalies_topic, a.to_json(), key=a.id, timestamp_ms=now)
                for a in self.alerts.flush()]
-        if changes and self.auto_evolve:
-            new = evolve(self.schema, changes, created_at=now)
+        new = evolve(self.schema, changes, created_at=now) if changes and self.auto_evolve \
+            else None
+        if new is not None and new.features != self.schema.features:  # else nothing to accept
             for cause in self.alerts.causes("schema/"):
                 if cause.endswith(f"/v{version}"):
                     r = self.alerts.resolve(cause, event_ms,

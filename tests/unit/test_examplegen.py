@@ -190,6 +190,11 @@ def test_a_first_batch_of_numbers_with_a_few_tokens_locks_a_number_column() -> N
     feats = [e["features"] for e in out.examples]
     assert (feats[7]["fare"], feats[7]["secs"]) == ("N/A", "-")
     assert feats[8]["fare"] == 8.5 and feats[8]["secs"] == 8 and feats[8]["code"] == "code2"
+    # true/false with a token: a bool column, the token kept
+    gen = ExampleGen("b")
+    out = gen.process(csv_records(b"paid", [b"true", b"false"] * 15 + [b"maybe"]))
+    assert gen.types.locked == {"paid": "bool"}
+    assert [e["features"]["paid"] for e in out.examples][-2:] == [False, "maybe"]
     # mostly text (under 95% numbers): a text column, as it was
     mixed = [f"{i},x{i}".encode() if i % 10 else f"a{i},y".encode() for i in range(40)]
     gen = ExampleGen("m")
@@ -202,3 +207,27 @@ def test_a_first_batch_of_numbers_with_a_few_tokens_locks_a_number_column() -> N
                        for i, r in enumerate(raws)])
     assert gen.types.locked == {"fare": "float"}
     assert [e["features"]["fare"] for e in out.examples][-2:] == [29.5, "N/A"]
+    # ... but JSON text is text, however many digits it holds: ids and zip codes stay as
+    # written (a key "000001" is not the example "1")
+    gen = ExampleGen("z", key="trip")
+    raws = [orjson.dumps({"trip": f"{i:06d}", "zip": "02101"}) for i in range(30)]
+    out = gen.process([SourceRecord(r, {"line": i}, id=f"z:{i}", fmt="json")
+                       for i, r in enumerate(raws)])
+    assert gen.types.locked == {"trip": "string", "zip": "string"}
+    assert (out.examples[1]["id"], out.examples[1]["features"]["zip"]) == ("000001", "02101")
+    # a column of ints beyond int64 with a token: floats, not ints JSON cannot carry
+    gen = ExampleGen("big")
+    gen.process(csv_records(b"n", [b"1" * 25] * 30 + [b"N/A"]))
+    assert gen.types.locked == {"n": "float"}
+
+
+def test_a_label_not_of_its_column_type_is_a_dead_letter() -> None:
+    """A feature token goes on to the validator; a label token is refused: it is what the
+    model learns."""
+    gen = ExampleGen("s", label="tips")
+    out = gen.process(csv_records(b"fare,tips", [f"{i}.5,{i}.25".encode() for i in range(30)]
+                                  + [b"N/A,1.5", b"2.5,N/A"]))
+    assert [d["reason"] for d in out.dead_letters] == ["invalid_type"]
+    assert "label 'tips' (float)" in out.dead_letters[0]["detail"]
+    assert [e["features"]["fare"] for e in out.examples][-1] == "N/A"
+    assert len(out.examples) + len(out.dead_letters) == 32

@@ -235,3 +235,25 @@ def test_after_each_call_every_learner_has_learned_every_example_it_counts() -> 
         assert t.learners["a"].examples_seen == min(k + 23, 70)
         assert [t.learners["a"].model.predict_proba_one(x) for x in PROBES] == [
             bare.predict_proba_one(x) for x in PROBES]
+
+
+def test_a_label_function_failing_on_bad_data_skips_the_example_and_goes_on() -> None:
+    """ExampleGen passes a token in a feature (``fare: "N/A"``) on for the validator to
+    flag; a user label function computed from that feature (the taxi module's
+    ``tips > 0.2 * fare``) raises on it: the Trainer and the Evaluator count and skip the
+    example instead of stopping (and failing again at every restart)."""
+    from streamml.learning import Evaluator, GateConfig
+
+    taxi = "streamml.examples.taxi_module"
+
+    def msg(i: int, split: str, fare: object) -> Message:
+        return Message("p.examples", 0, i, i, f"e{i}", {
+            "id": f"e{i}", "split": split, "event_time": i,
+            "features": {"fare": fare, "tips": 3.0, "trip_miles": 1.0}})
+
+    t = Trainer("p", {"logreg": taxi}, taxi, snapshot_every=10**6)
+    t.process([msg(0, "train", 10.0), msg(1, "train", "N/A"), msg(2, "train", 5.0)])
+    assert t.skipped["label_error"] == 1 and t.learners["logreg"].examples_seen == 2
+    ev = Evaluator("p", GateConfig(min_examples=10), taxi, window=20)
+    ev.process([msg(0, "eval", "N/A"), msg(1, "eval", 8.0)])
+    assert ev.counters["label_error"] == 1 and ev.counters["eval_examples"] == 1

@@ -18,6 +18,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from streamml.cli.validate import validate_table
@@ -96,10 +97,10 @@ def _run(tmp_path: Path, path: Path, **options: Any) -> dict[str, list[Any]]:
     settings = load_settings(config_file=None, broker=f"embedded://{tmp_path / 'log'}")
     log = open_log(settings=settings)
     try:
-        p = load_pipeline(PIPELINE, settings, name="v", path=str(path), window=W, **options)
+        p = load_pipeline(PIPELINE, settings, name="v", path=str(path),
+                          **{"window": W, **options})
         inputs_consumed(run_to_end(p, log), p, log)
-        with path.open(newline="") as f:
-            assert log.describe_topic("v.examples").records == sum(1 for _ in csv.DictReader(f))
+        assert log.describe_topic("v.examples").records == load_table(path).num_rows
         return {role: [v for _, v in records(log, f"v.{role}") if v]
                 for role in ("anomalies", "schema", "deadletter")}
     finally:
@@ -206,8 +207,13 @@ def test_options_are_checked_with_one_clear_error(files: dict[str, Path]) -> Non
         load_pipeline(PIPELINE, settings, path="/nonexistent/*.csv")
     with pytest.raises(ConfigError, match="invalid schema"):
         load_pipeline(PIPELINE, settings, path=csv_path, schema=csv_path)  # not a schema
-    with pytest.raises(ConfigError, match="positive"):
-        load_pipeline(PIPELINE, settings, path=csv_path, window=0)
+    for bad, match in [({"window": 0}, "positive"), ({"window": "abc"}, "positive"),
+                       ({"policy": "drop"}, "flag or quarantine"), ({"alpha": 2}, "p-value"),
+                       ({"compare_previous": "maybe"}, "true or false")]:
+        with pytest.raises(ConfigError, match=match):
+            load_pipeline(PIPELINE, settings, path=csv_path, **bad)
+    with pytest.raises(ConfigError, match="connector's definition"):
+        load_pipeline(PIPELINE, settings, connector="taxi-file", label="tips")
 
 
 def test_cli_validate_windows_and_run_the_pipeline(tmp_path: Path,
@@ -254,3 +260,45 @@ def test_tokens_from_the_first_row_on_do_not_make_a_number_column_text(
     [schema], alerts = out["schema"], out["anomalies"]
     assert schema["features"]["fare"]["type"] == "float"
     assert ("UNEXPECTED_DATA_TYPE", "fare") in {(a["type"], a["feature"]) for a in alerts}
+
+
+def test_auto_evolve_does_not_turn_a_number_column_into_text_for_a_few_tokens(
+        tmp_path: Path, files: dict[str, Path]) -> None:
+    """Tokens are per-example anomalies, not a type change: with auto-evolve on, the
+    schema stays at version 1 (it used to widen fare to string, then republish the same
+    version at every batch, each float then an anomaly)."""
+    out = _run(tmp_path, files["non-numeric tokens"], schema=str(files["schema"]),
+               auto_evolve=True)
+    assert [(v["version"], v["features"]["fare"]["type"]) for v in out["schema"]] == [
+        (1, "float")]
+    causes = {(a["type"], a["feature"], a["scope"]) for a in out["anomalies"]}
+    assert causes == {("UNEXPECTED_DATA_TYPE", "fare", "example")}, causes
+
+
+def test_batch_and_live_name_the_same_line_with_blank_lines_and_quoted_newlines(
+        tmp_path: Path) -> None:
+    """Example ids are the line a record starts on, as the file source counts lines (a
+    quoted field may span lines; blank lines are no records), on both paths; JSON Lines
+    whose column of numbers holds a token are read by the batch commands too."""
+    csv_text = "note,fare\n" + "".join(f"n{i},{i}.5\n" for i in range(40))
+    csv_text = csv_text.replace("n1,1.5\n", '"multi\nline",1.5\n').replace(
+        "n3,3.5\n", "n3,3.5\n\n").replace("n30,30.5", "n30,N/A")
+    jsonl = "".join(orjson.dumps({"fare": "N/A" if i == 30 else i + 0.5}).decode() + "\n"
+                    + ("\n" if i == 3 else "") for i in range(40))
+    for name, text in (("ids.csv", csv_text), ("ids.jsonl", jsonl)):
+        path = tmp_path / name
+        path.write_text(text)
+        inferred = infer_schema(path, pipeline="x", created_at=0)
+        assert inferred.features["fare"].type == "float", name
+        save_schema(inferred, tmp_path / "s.yaml")
+        proc = run_cli("validate", str(path), "--schema", str(tmp_path / "s.yaml"), "--json",
+                       broker=f"embedded://{tmp_path / 'log'}")
+        assert proc.returncode == 1, proc.stderr
+        [batch] = json.loads(proc.stdout)["anomalies"]
+        lines = text.splitlines()
+        line = next(n for n, t in enumerate(lines, 1) if "N/A" in t)
+        assert batch["example_id"] == f"{name}:{line}", (batch, line)
+        [live] = {a["example_ids"][0] for a in _run(tmp_path / f"run-{name}", path, window=10,
+                                                       schema=str(tmp_path / "s.yaml"))[
+            "anomalies"] if a["scope"] == "example"}
+        assert live == f"ids:{name}:{line}"
