@@ -155,7 +155,13 @@ def _reference_changes(schema: SchemaVersion, rows: list[dict]) -> set[tuple]:
             continue
         allowed = {"bool": {"bool"}, "int": {"int", "float"}, "float": {"int", "float"},
                    "string": {"string"}}[spec.type]
-        if not set(counts) <= allowed:
+        # a type change: most values (numbers, text, bools; ties to text, then numbers)
+        # have a type the schema's does not take, and a wider one would
+        numbers = counts.get("int", 0) + counts.get("float", 0)
+        _, _, most = max((numbers, 1, "float" if counts.get("float") else "int"),
+                         (counts.get("string", 0), 2, "string"), (counts.get("bool", 0), 0, "bool"))
+        order = {"bool": 0, "int": 1, "float": 2, "string": 3}
+        if most not in allowed and order[most] > order[spec.type]:
             out.add(("UNEXPECTED_DATA_TYPE", name))
         new_values = strings.get(name, set()) - set(spec.domain or [])
         if spec.type == "string" and spec.domain is not None and new_values:
