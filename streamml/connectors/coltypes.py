@@ -46,19 +46,19 @@ def coerce(value: Any, kind: Kind) -> Any:
     if kind == "int":
         if isinstance(value, bool):
             raise CoercionError(f"{value!r} is not an int")
-        if isinstance(value, int):
-            return value
         if isinstance(value, str):
             try:
-                return int(value)
+                value = int(value)
             except ValueError:
                 try:
                     value = float(value)
                 except ValueError:
                     raise CoercionError(f"{value!r} is not an int") from None
         if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-            return int(value)
-        raise CoercionError(f"{value!r} is not an int")
+            value = int(value)
+        if isinstance(value, int) and -_INT_MAX <= value < _INT_MAX:
+            return value
+        raise CoercionError(f"{value!r} is not an int (of 64 bits)")
     if kind == "float":
         if isinstance(value, bool):
             raise CoercionError(f"{value!r} is not a float")
@@ -132,7 +132,8 @@ def kind_of_values(values: list[Any], infer_integral: bool) -> Kind:
 NUMBER_SHARE = 0.95
 # ASCII digits only (Python's \d takes any script's); ints of up to 18 digits fit int64.
 _NUMBER = r"^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$"
-_INTEGER = r"^\s*[+-]?[0-9]{1,18}\s*$"
+_INTEGER = r"^\s*[+-]?[0-9]{1,19}\s*$"
+_INTEGER_19 = r"^\s*[+-]?[0-9]{19}\s*$"  # may or may not fit int64
 
 
 def numeric_text_kind(col: pa.Array | pa.ChunkedArray) -> Kind | None:
@@ -144,6 +145,8 @@ def numeric_text_kind(col: pa.Array | pa.ChunkedArray) -> Kind | None:
     ('float', None)
     >>> numeric_text_kind(pa.array(["1" * 25] * 19 + ["N/A"]))  # beyond int64: float
     'float'
+    >>> numeric_text_kind(pa.array(["1700000000000000001"] * 19 + ["N/A"]))  # int64 still
+    'int'
     """
     valid = len(col) - col.null_count
     if valid == 0:
@@ -152,7 +155,10 @@ def numeric_text_kind(col: pa.Array | pa.ChunkedArray) -> Kind | None:
     if numbers == 0 or numbers < NUMBER_SHARE * valid:
         return None
     ints = pc.sum(pc.match_substring_regex(col, _INTEGER)).as_py() or 0
-    return "int" if ints == numbers else "float"
+    if ints != numbers:
+        return "float"
+    long = pc.filter(col, pc.match_substring_regex(col, _INTEGER_19)).to_pylist()
+    return "float" if any(abs(int(v)) >= _INT_MAX for v in long) else "int"
 
 
 def bool_text_kind(col: pa.Array | pa.ChunkedArray) -> Kind | None:
@@ -216,7 +222,13 @@ class ColumnTypes:
         return lock
 
     def widen(self, column: str, values: list[Any]) -> Kind:
-        """Widen a locked int column to float if ``values`` (text too) hold a fraction."""
+        """Widen a locked int column to float if ``values`` (text too) hold a fraction or a
+        number beyond int64.
+
+        >>> t = ColumnTypes({"n": "int"})
+        >>> t.widen("n", [5, "1e30"]), coerce("1" * 25, "float") > 1e24
+        ('float', True)
+        """
         lock = self.locked.get(column, "null")
         if lock != "int":
             return lock
@@ -228,7 +240,8 @@ class ColumnTypes:
                     v = float(v)
                 except ValueError:
                     continue
-            if isinstance(v, float) and math.isfinite(v) and not v.is_integer():
+            if isinstance(v, float) and math.isfinite(v) and not v.is_integer() or (
+                    isinstance(v, int | float) and abs(v) >= _INT_MAX):  # beyond int64
                 self.locked[column] = "float"
                 return "float"
         return lock

@@ -69,7 +69,7 @@ from streamml.connectors.fields import (
     to_event_ms,
 )
 from streamml.errors import ConfigError
-from streamml.payloads.base import finite_json
+from streamml.payloads.base import NONFINITE_TOKENS, finite_json
 
 __all__ = ["DEFAULT_SPLITS", "ExampleBatch", "ExampleGen", "TimeUnit", "encode_example",
            "flatten", "gc_paused", "hash_split", "time_to_ms", "to_event_ms"]
@@ -299,10 +299,11 @@ class ExampleGen:
         lock = self.types.locked.get(label) if label is not None else None
         if lock in ("int", "float", "bool") and str in set(map(type, labels)):
             # a label is what a model learns: one that is not of its column's type (text
-            # kept as it came) is refused here, not learned or left for learners to trip on
+            # kept as it came) is refused here, not learned or left for learners to trip on;
+            # NaN and infinities travel as tokens ("NaN"), as in every float column
             ok = []
             for i, lab in enumerate(labels):
-                if isinstance(lab, str):
+                if isinstance(lab, str) and not (lock == "float" and lab in NONFINITE_TOKENS):
                     self._dead(out, recs[i], "invalid_type",
                                f"label {label!r} ({lock}): {lab!r} is not a {lock}",
                                now_ms=now_ms)

@@ -187,7 +187,8 @@ class Evaluator(Processor):
             return
         try:
             y = self._label(ex)
-        except (ValueError, TypeError, ArithmeticError):  # a user label function on bad data
+        except (ValueError, TypeError, ArithmeticError, LookupError):  # a label function
+            # failing on bad data (float("N/A"), a missing column)
             self.counters["label_error"] = self.counters.get("label_error", 0) + 1
             return
         if y is None:

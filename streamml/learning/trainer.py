@@ -203,7 +203,7 @@ class Trainer(Processor):
                     t = event_time_of(t, msg.timestamp_ms)
                 try:
                     y = label_of(value)
-                except (ValueError, TypeError, ArithmeticError):  # e.g. float("N/A")
+                except (ValueError, TypeError, ArithmeticError, LookupError):  # float("N/A")
                     self.skipped["label_error"] = self.skipped.get("label_error", 0) + 1
                     continue
                 if y is None:

@@ -8,8 +8,9 @@ same statistics on both paths.
 A numeric column of a CSV that the reader typed as text (one ``N/A`` in a
 column of numbers makes pyarrow read the whole column as strings) is parsed
 value by value: the bad token stays a string and flags one row, the numbers
-stay numbers. JSON Lines that pyarrow refuses (a column of numbers and text)
-are read with their mixed columns as text and parsed the same way.
+stay numbers (true/false text likewise, in a bool column). JSON Lines that
+pyarrow refuses (a column of numbers and text) are read with their mixed
+columns as text and parsed the same way; their other text stays text.
 
 >>> import pyarrow as pa
 >>> from streamml.payloads.schema import FeatureSpec, SchemaVersion
@@ -33,9 +34,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 
-from streamml.connectors.coltypes import numeric_text_kind
+from streamml.connectors.coltypes import FALSE, TRUE, bool_text_kind, numeric_text_kind
 from streamml.errors import ConfigError
 from streamml.payloads.schema import SchemaVersion
 from streamml.payloads.statistics import StatisticsWindow, Window
@@ -54,8 +56,8 @@ def parse_number(v: Any) -> Any:
     if not isinstance(v, str):
         return v
     text = v.strip()
-    if _INT_RE.match(text):
-        return int(text)
+    if _INT_RE.match(text) and abs(number := int(text)) < 2**63:
+        return number
     try:
         return float(text)
     except ValueError:
@@ -86,24 +88,31 @@ def read_table(path: str | Path) -> pa.Table:
         null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=True)))
 
 
-#: Table metadata: its text columns are untyped text (a CSV's), whose numbers may be parsed.
+#: Table metadata: the columns whose text is untyped (all of a CSV's: ``*``; else a JSON
+#: list of names), whose numbers and true/false may be parsed.
 UNTYPED = b"streamml.untyped_text"
 
 
-def _untyped(table: pa.Table) -> pa.Table:
-    return table.replace_schema_metadata({**(table.schema.metadata or {}), UNTYPED: b"1"})
+def _untyped(table: pa.Table, names: list[str] | None = None) -> pa.Table:
+    value = b"*" if names is None else orjson.dumps(names)
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), UNTYPED: value})
+
+
+def _untyped_columns(table: pa.Table) -> set[str]:
+    value = (table.schema.metadata or {}).get(UNTYPED)
+    if value is None:
+        return set()
+    return set(table.column_names) if value == b"*" else set(orjson.loads(value))
 
 
 def _read_json_lines_as_text(path: Path) -> pa.Table:
     """JSON Lines that pyarrow refuses (a column of mixed types): columns of one type as
     they are, the others as text (numbers as written), for :func:`file_batch` to parse."""
-    import orjson
-
     rows = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
     if not all(isinstance(r, dict) for r in rows):
         raise ValueError(f"{path}: every line must be a JSON object")
     names = list(dict.fromkeys(k for r in rows for k in r))
-    columns = {}
+    columns, as_text = {}, []
     for name in names:
         values = [r.get(name) for r in rows]
         try:
@@ -111,7 +120,8 @@ def _read_json_lines_as_text(path: Path) -> pa.Table:
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
             columns[name] = pa.array([v if v is None or isinstance(v, str)
                                       else orjson.dumps(v).decode() for v in values])
-    return _untyped(pa.table(columns))
+            as_text.append(name)
+    return _untyped(pa.table(columns), as_text)
 
 
 def row_lines(path: str | Path, num_rows: int) -> list[int] | None:
@@ -130,10 +140,13 @@ def row_lines(path: str | Path, num_rows: int) -> list[int] | None:
             import csv
 
             reader, lines, prev = csv.reader(f), [], 0
-            for row in reader:
-                start, prev = prev + 1, reader.line_num
-                if row:
-                    lines.append(start)
+            try:
+                for row in reader:
+                    start, prev = prev + 1, reader.line_num
+                    if row:
+                        lines.append(start)
+            except csv.Error:  # e.g. a field over csv's size limit (pyarrow has none)
+                return None
             lines = lines[1:]  # the header
     return lines if len(lines) == num_rows else None
 
@@ -151,6 +164,15 @@ def load_table(path: str | Path) -> pa.Table:
         return read_table(path)
     except Exception as exc:  # noqa: BLE001 - any reader error is a user error here
         raise ConfigError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
+
+
+def parse_bool(v: Any) -> Any:
+    """A ``true``/``false`` text cell (as ingestion reads them) as a bool; else unchanged.
+
+    >>> parse_bool("true"), parse_bool("FALSE"), parse_bool("maybe"), parse_bool(None)
+    (True, False, 'maybe', None)
+    """
+    return True if v in TRUE else False if v in FALSE else v
 
 
 def first_row_number(path: str | Path) -> int:
@@ -178,16 +200,16 @@ def file_batch(table: pa.Table, schema: SchemaVersion | None, source: str,
     """
     numbers = lines if lines is not None else range(first, first + table.num_rows)
     b = ExampleBatch.from_table(table, ids=[f"{source}:{n}" for n in numbers])
-    if UNTYPED not in (table.schema.metadata or {}):
-        return b
-    for name in table.column_names:
+    for name in sorted(_untyped_columns(table)):
         col = table.column(name)
         if not pa.types.is_string(col.type):
             continue
         spec = schema.features.get(name) if schema is not None else None
-        if (spec.type in ("int", "float") if spec is not None
-                else numeric_text_kind(col) is not None):
+        kind = spec.type if spec is not None else numeric_text_kind(col) or bool_text_kind(col)
+        if kind in ("int", "float"):
             b.set_values(name, [parse_number(v) for v in b.values(name)])
+        elif kind == "bool":
+            b.set_values(name, [parse_bool(v) for v in b.values(name)])
     return b
 
 

@@ -69,7 +69,6 @@ def test_validation_pipeline_on_kafka(kafka_url: str, kafka_bootstrap: str,
     # An alert resolves after a window of examples without its cause and a new one opens
     # if it comes back: Kafka's fetches may hand over one partition's examples in long
     # runs, so a cause can come and go in the order they are read. Counts add up.
-    # (SchemaGen also reports the type change, once per micro-batch: scope "dataset".)
     counted = sum(a["count"] for a in last.values()
                   if a["type"] == "UNEXPECTED_DATA_TYPE" and a["scope"] == "example")
     batch = {(a["type"], a["feature"]): a for a in validate_table(

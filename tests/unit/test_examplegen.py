@@ -231,3 +231,14 @@ def test_a_label_not_of_its_column_type_is_a_dead_letter() -> None:
     assert "label 'tips' (float)" in out.dead_letters[0]["detail"]
     assert [e["features"]["fare"] for e in out.examples][-1] == "N/A"
     assert len(out.examples) + len(out.dead_letters) == 32
+
+
+def test_numbers_beyond_int64_widen_an_int_column_and_nan_labels_are_labels() -> None:
+    gen = ExampleGen("s", label="y")
+    gen.process(csv_records(b"n,y", [b"5,1.5"] * 3))  # locks n: int, y: float
+    out = gen.process(csv_records(b"n,y", [b"1e30,NaN", b"7,2.5", b"N/A,inf"]))
+    assert gen.types.locked["n"] == "float"
+    assert [e["features"]["n"] for e in out.examples] == [1e30, 7.0, "N/A"]
+    assert [e["label"] for e in out.examples] == ["NaN", 2.5, "Infinity"]  # tokens
+    assert out.dead_letters == []
+    orjson.dumps(out.examples)  # what the ingest loop writes: no int beyond 64 bits

@@ -25,10 +25,11 @@ from streamml.cli.validate import validate_table
 from streamml.connectors.definition import DATA_DIR
 from streamml.errors import ConfigError
 from streamml.log import open_log
+from streamml.payloads.schema import FeatureSpec, SchemaVersion
 from streamml.pipeline import load_pipeline
 from streamml.processors.base import Message
 from streamml.settings import load_settings
-from streamml.validation.files import load_table
+from streamml.validation.files import load_table, row_lines
 from streamml.validation.schema import infer_schema, load_schema, save_schema
 from tests.cli_helpers import run_cli
 from tests.pipeline_helpers import inputs_consumed, records, run_to_end
@@ -302,3 +303,33 @@ def test_batch_and_live_name_the_same_line_with_blank_lines_and_quoted_newlines(
                                                        schema=str(tmp_path / "s.yaml"))[
             "anomalies"] if a["scope"] == "example"}
         assert live == f"ids:{name}:{line}"
+
+
+def test_batch_reads_keep_text_as_text_and_parse_only_untyped_columns(tmp_path: Path) -> None:
+    """JSON Lines that pyarrow refuses (a token among numbers): only the mixed column is
+    parsed; JSON text ids stay text, as ingestion keeps them. A CSV's true/false column
+    with a token is a bool column. A field too long for Python's csv module does not
+    stop ``validate`` (ids fall back to row numbers)."""
+    path = tmp_path / "ids.jsonl"
+    path.write_text("".join(orjson.dumps({"id": f"{i:06d}", "fare": "N/A" if i == 7 else
+                                          i + 0.5}).decode() + "\n" for i in range(40)))
+    inferred = infer_schema(path, pipeline="x", created_at=0)
+    assert (inferred.features["id"].type, inferred.features["fare"].type) == ("string", "float")
+    flags = tmp_path / "flags.csv"
+    flags.write_text("paid\n" + "true\nfalse\n" * 20 + "maybe\n")
+    schema = infer_schema(flags, pipeline="x", created_at=0)
+    assert schema.features["paid"].type == "bool"
+    [found] = validate_table(load_table(flags), schema, flags.name)
+    assert (found["type"], found["count"], found["example_id"]) == (
+        "UNEXPECTED_DATA_TYPE", 1, "flags.csv:42")
+    long = tmp_path / "long.csv"
+    long.write_text("note,fare\n" + f'"{"x" * 200_000}",1.5\n' + "b,N/A\n")
+    assert row_lines(long, 2) is None
+    save_schema(SchemaVersion(pipeline="x", version=1, origin="curated", created_at=0,
+                              features={"fare": FeatureSpec(type="float")}),
+                tmp_path / "long.yaml")
+    proc = run_cli("validate", str(long), "--schema", str(tmp_path / "long.yaml"), "--json",
+                   broker=f"embedded://{tmp_path / 'log'}")
+    assert proc.returncode == 1, proc.stderr
+    found = {a["type"]: a["example_id"] for a in json.loads(proc.stdout)["anomalies"]}
+    assert found["UNEXPECTED_DATA_TYPE"] == "long.csv:3"
