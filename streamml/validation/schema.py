@@ -14,8 +14,11 @@ or a reference CSV/Parquet file via :func:`read_table`):
 * numeric ``min``/``max`` — the *enforced* range: the observed range widened by
   ``range_margin`` × its span on each side (1.0), except that a feature never
   seen negative keeps ``min = 0`` and integer features with at most
-  ``max_domain_size`` distinct values (hours, months, codes) keep their exact
-  observed range. The raw observed range is recorded in ``description``.
+  ``max_domain_size`` distinct values, each seen :data:`MIN_PER_VALUE` times on
+  average (hours, months, codes), keep their exact observed range. A feature
+  with fewer than :data:`MIN_RANGE_VALUES` values gets no range at all: one
+  census tract seen once says nothing about the others. The raw observed range
+  is recorded in ``description``.
 
 **File** (:func:`save_schema`/:func:`load_schema`): YAML (or JSON by suffix),
 the fields of :class:`~streamml.payloads.schema.SchemaVersion`; curate it and
@@ -69,6 +72,11 @@ from streamml.statistics.dataset import StatisticsAccumulator
 from streamml.statistics.feature import dominant_type
 from streamml.validation.files import file_batch, read_table
 
+#: A numeric feature needs this many values for an enforced ``min``/``max``.
+MIN_RANGE_VALUES = 100
+#: An int feature with few distinct values keeps its exact range only when each was seen
+#: this many times on average (else its range is widened like any other).
+MIN_PER_VALUE = 10
 #: Type widening order of evolution: a value of a later type does not fit an earlier one.
 _WIDEN: dict[str, int] = {"bool": 0, "int": 1, "float": 2, "string": 3}
 
@@ -112,11 +120,14 @@ def infer_feature(fs: FeatureStatistics, values: dict[str, int] | None, num_exam
     num = fs.numeric
     if fs.type in ("int", "float") and num is not None and num.min is not None:
         lo, hi = float(num.min), float(num.max if num.max is not None else num.min)
-        small_int = spec["type"] == "int" and (num.distinct or 0) <= max_domain_size
-        pad = 0.0 if small_int else range_margin * (hi - lo)
-        spec["min"] = 0.0 if lo >= 0 else lo - pad
-        spec["max"] = hi + pad
         spec["description"] = f"observed range [{lo:g}, {hi:g}]"
+        if fs.count >= MIN_RANGE_VALUES:  # enough evidence for an enforced range
+            distinct = num.distinct or 0
+            small_int = (spec["type"] == "int" and distinct <= max_domain_size
+                         and fs.count >= MIN_PER_VALUE * distinct)
+            pad = 0.0 if small_int else range_margin * (hi - lo)
+            spec["min"] = 0.0 if lo >= 0 else lo - pad
+            spec["max"] = hi + pad
         if num.num_nan:
             spec["allow_nan"] = True
         if num.num_inf:
