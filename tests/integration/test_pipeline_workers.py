@@ -173,7 +173,9 @@ def test_learning_components_as_faust_workers(log: KafkaLog, kafka_url: str,
         judged = {e["candidate_id"] for e in evaluations}
         assert judged == set(candidates)
         blessed = {e["candidate_id"] for e in evaluations if e["blessed"]}
-        assert blessed, "no candidate blessed"
+        assert blessed, ("no candidate blessed", [
+            (e["candidate_id"], e.get("examples"), e.get("metrics", {}).get("roc_auc"),
+             e.get("reasons")) for e in evaluations])
 
         # Pusher: exactly the blessed candidates, versions 1..n
         releases = [v for _, v in _read(log, f"{p}.models")
