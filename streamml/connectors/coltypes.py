@@ -130,7 +130,7 @@ def kind_of_values(values: list[Any], infer_integral: bool) -> Kind:
 #: A column whose values are numbers at least this often is a number column holding a
 #: few tokens (``N/A``, ``-``), not a text column.
 NUMBER_SHARE = 0.95
-# ASCII digits only (Python's \d takes any script's); ints of up to 18 digits fit int64.
+# ASCII digits only (Python's \d takes any script's); int64 has up to 19 digits.
 _NUMBER = r"^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$"
 _INTEGER = r"^\s*[+-]?[0-9]{1,19}\s*$"
 _INTEGER_19 = r"^\s*[+-]?[0-9]{19}\s*$"  # may or may not fit int64

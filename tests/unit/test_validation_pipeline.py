@@ -333,3 +333,18 @@ def test_batch_reads_keep_text_as_text_and_parse_only_untyped_columns(tmp_path: 
     assert proc.returncode == 1, proc.stderr
     found = {a["type"]: a["example_id"] for a in json.loads(proc.stdout)["anomalies"]}
     assert found["UNEXPECTED_DATA_TYPE"] == "long.csv:3"
+
+
+def test_ints_written_as_floats_are_no_anomaly_live_or_batch(tmp_path: Path,
+                                                              files: dict[str, Path]) -> None:
+    """A file whose int columns are written ``5.0`` (a pandas export with missing values)
+    against the schema of the file written ``5``: nothing to report on either path."""
+    rows = list(csv.DictReader(files["clean"].open(newline="")))
+    for r in rows:
+        for k, v in r.items():
+            if v.lstrip("-").isdigit():
+                r[k] = f"{v}.0"
+    path = _write(tmp_path / "floats.csv", rows)
+    assert ",5.0," in path.read_text() or ".0," in path.read_text()
+    assert _live(tmp_path, path, files) == []
+    assert _batch(path, files) == {}
