@@ -157,8 +157,13 @@ def command(state: CliState, file: str, schema_path: str, reference: str | None,
     Reports, per feature, each kind of anomaly (TFDV type names): missing
     required values, wrong types, values outside the domain or range, NaN/Inf,
     unknown columns, low presence, and drift against --reference; the whole
-    file, and each --window of rows. Example ids are FILE:LINE (the CSV header
-    is line 1; Parquet: FILE:ROW from 0), as the live pipeline names them.
+    file, and with --window N each window of N rows. Example ids are FILE:LINE
+    (the CSV header is line 1; Parquet: FILE:ROW from 0), as the live pipeline
+    names them.
+
+    The same checks live, on a file that grows or any connector:
+    streamml run streamml.examples.validation_pipeline -o path=FILE
+    -o schema=SCHEMA -o reference=REF, then streamml alerts -p validate.
     """
     schema = load_schema(schema_path)
     table = load_table(file)
