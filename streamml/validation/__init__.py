@@ -29,7 +29,7 @@ from streamml.validation.validator import ExampleValidator
 
 def _demo_stats() -> StatisticsAccumulator:
     acc = StatisticsAccumulator()
-    acc.add_batch([{"fare": 1.0}, {"fare": 2.5}])
+    acc.add_batch([{"fare": 1.0}, {"fare": 2.5}] * 50)  # 100 values: a range is enforced
     return acc
 
 

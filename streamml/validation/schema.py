@@ -34,7 +34,7 @@ types and distinct strings are looked at: no statistics are computed.
 
 >>> acc = StatisticsAccumulator()
 >>> acc.add_batch([{"fare": 7.5, "pay": "Cash", "hour": 3},
-...                {"fare": 2.0, "pay": "Card", "hour": 5, "tips": 1.0}])
+...                {"fare": 2.0, "pay": "Card", "hour": 5, "tips": 1.0}] * 60)
 >>> s = infer_schema(acc, pipeline="demo", created_at=0)
 >>> s.features["pay"].domain, s.features["fare"].min, s.features["hour"].max
 (['Card', 'Cash'], 0.0, 5.0)
