@@ -11,7 +11,11 @@ Modules, one job each:
 * :mod:`~streamml.validation.compare` — per-window drift, skew, presence and size checks;
 * :mod:`~streamml.validation.alerts` — one alert per cause: open, update, resolved;
 * :mod:`~streamml.validation.schemagen`, :mod:`~streamml.validation.validator` —
-  the ``SchemaGen`` and ``ExampleValidator`` processors.
+  the ``SchemaGen`` and ``ExampleValidator`` processors;
+* :mod:`~streamml.validation.files` — files as input (read as ingestion types them,
+  line-numbered ids, a reference file's statistics);
+* :mod:`~streamml.validation.filecheck` — a whole file validated at once
+  (``streamml validate``), on the processors' checks.
 
 >>> schema = infer_schema(_demo_stats(), pipeline="demo", created_at=0)
 >>> [f.kind for f in check_example("e1", {"fare": -1.0}, schema)]

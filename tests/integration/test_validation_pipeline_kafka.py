@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from streamml.cli.validate import validate_table
 from streamml.connectors.definition import DATA_DIR
 from streamml.log import open_log
 from streamml.pipeline import load_pipeline
 from streamml.settings import load_settings
+from streamml.validation.filecheck import validate_table
 from streamml.validation.files import load_table
 from streamml.validation.schema import infer_schema, save_schema
 from tests.pipeline_helpers import inputs_consumed, records, run_to_end

@@ -21,7 +21,6 @@ from typing import Any
 import orjson
 import pytest
 
-from streamml.cli.validate import validate_table
 from streamml.connectors.definition import DATA_DIR
 from streamml.errors import ConfigError
 from streamml.log import open_log
@@ -29,6 +28,7 @@ from streamml.payloads.schema import FeatureSpec, SchemaVersion
 from streamml.pipeline import load_pipeline
 from streamml.processors.base import Message
 from streamml.settings import load_settings
+from streamml.validation.filecheck import validate_table
 from streamml.validation.files import load_table, row_lines
 from streamml.validation.schema import infer_schema, load_schema, save_schema
 from tests.cli_helpers import run_cli
