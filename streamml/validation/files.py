@@ -188,9 +188,9 @@ def first_row_number(path: str | Path) -> int:
 
 
 def file_batch(table: pa.Table, schema: SchemaVersion | None, source: str,
-               first: int = 1, lines: list[int] | None = None) -> ExampleBatch:
+               lines: list[int] | None = None) -> ExampleBatch:
     """The table as one batch with ids ``<source>:<n>``: ``n`` from ``lines`` (see
-    :func:`row_lines`), else from ``first`` on.
+    :func:`row_lines`), else the row's number from 1.
 
     Text columns of an untyped source (a CSV, read by :func:`read_table`) are parsed
     value by value (see the module docs) when the schema says they are numbers, or,
@@ -198,7 +198,7 @@ def file_batch(table: pa.Table, schema: SchemaVersion | None, source: str,
     (ingestion's rule: :func:`~streamml.connectors.coltypes.numeric_text_kind`). A
     typed source's text (a Parquet or JSON string) is text, as ingestion reads it.
     """
-    numbers = lines if lines is not None else range(first, first + table.num_rows)
+    numbers = lines if lines is not None else range(1, table.num_rows + 1)
     b = ExampleBatch.from_table(table, ids=[f"{source}:{n}" for n in numbers])
     for name in sorted(_untyped_columns(table)):
         col = table.column(name)
